@@ -1,0 +1,268 @@
+//! Per-instance state: what lives in each wasmtime `Store`, and the template
+//! that creates it quickly from settings resolved once at workload start.
+
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, StreamResult};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::Engine;
+use super::limits::{Deadline, DeadlineExceeded, StoreLimits};
+use crate::host::egress::GuestEgress;
+
+/// Who a guest is, for log lines and policy decisions.
+#[derive(Debug)]
+pub(crate) struct GuestLabels {
+    pub(crate) workload_id: Arc<str>,
+    pub(crate) component: Arc<str>,
+}
+
+/// A directory made visible to the guest.
+#[derive(Debug, Clone)]
+pub(crate) struct Preopen {
+    pub(crate) host: PathBuf,
+    pub(crate) guest: String,
+    pub(crate) read_only: bool,
+}
+
+/// Everything needed to create a store for one component, resolved at
+/// workload start so creating a store is only allocation.
+pub(crate) struct InstanceTemplate {
+    pub(crate) labels: Arc<GuestLabels>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) preopens: Vec<Preopen>,
+    pub(crate) memory_limit: usize,
+    pub(crate) egress: GuestEgress,
+    /// Stores alive on the host, for leak checks and metrics.
+    pub(crate) live: Arc<AtomicUsize>,
+}
+
+/// The `T` of every `Store<T>`.
+pub(crate) struct StoreState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    egress: GuestEgress,
+    limits: StoreLimits,
+    pub(crate) deadline: Deadline,
+    _live: LiveGuard,
+}
+
+impl StoreState {
+    /// The view `wasmtime-wasi-http` works through; a plain fn so it can be
+    /// handed to the request machinery as a pointer.
+    pub(crate) fn http_view(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StoreState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.http_view()
+    }
+}
+
+/// Decrements the host's live-store count when a store is dropped.
+struct LiveGuard(Arc<AtomicUsize>);
+
+impl LiveGuard {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl InstanceTemplate {
+    /// A new store with limits, deadline checks and fuel in place.
+    pub(crate) fn new_store(&self, engine: &Engine) -> wasmtime::Result<Store<StoreState>> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.envs(&self.env)
+            .stdout(GuestOutput::new(self.labels.clone(), "stdout"))
+            .stderr(GuestOutput::new(self.labels.clone(), "stderr"));
+        for dir in &self.preopens {
+            let perms = if dir.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms)?;
+        }
+        let state = StoreState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            egress: self.egress.clone(),
+            limits: StoreLimits::new(self.memory_limit),
+            deadline: Deadline::default(),
+            _live: LiveGuard::new(&self.live),
+        };
+        let mut store = Store::new(engine.wasmtime(), state);
+        store.limiter(|state| &mut state.limits);
+        if let Some(fuel) = engine.fuel() {
+            store.set_fuel(fuel)?;
+        }
+        // On every tick of guest execution: past the deadline, trap; else
+        // yield so a busy guest never monopolizes an executor thread.
+        store.epoch_deadline_callback(|ctx| {
+            if ctx.data().deadline.passed(Instant::now()) {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        Ok(store)
+    }
+}
+
+/// Longest partial line kept before it is logged anyway, so a guest printing
+/// without newlines cannot grow host memory.
+const MAX_LINE: usize = 16 * 1024;
+
+/// Guest stdout/stderr, turned into log lines tagged with workload and
+/// component.
+#[derive(Clone)]
+struct GuestOutput {
+    labels: Arc<GuestLabels>,
+    stream: &'static str,
+}
+
+impl GuestOutput {
+    fn new(labels: Arc<GuestLabels>, stream: &'static str) -> Self {
+        Self { labels, stream }
+    }
+
+    fn writer(&self) -> LineWriter {
+        LineWriter {
+            output: self.clone(),
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.writer())
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.writer())
+    }
+}
+
+struct LineWriter {
+    output: GuestOutput,
+    pending: Vec<u8>,
+}
+
+impl LineWriter {
+    fn push(&mut self, mut bytes: &[u8]) {
+        while let Some(end) = bytes.iter().position(|b| *b == b'\n') {
+            self.pending.extend_from_slice(&bytes[..end]);
+            self.emit();
+            bytes = &bytes[end + 1..];
+        }
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= MAX_LINE {
+            self.emit();
+        }
+    }
+
+    fn emit(&mut self) {
+        let line = String::from_utf8_lossy(&self.pending);
+        let line = line.trim_end_matches('\r');
+        let labels = &self.output.labels;
+        tracing::info!(
+            target: "wash::guest",
+            workload = %labels.workload_id,
+            component = %labels.component,
+            stream = self.output.stream,
+            "{line}"
+        );
+        self.pending.clear();
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            self.emit();
+        }
+    }
+}
+
+impl OutputStream for LineWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi::p2::Pollable for LineWriter {
+    async fn ready(&mut self) {}
+}
+
+impl AsyncWrite for LineWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,342 @@
+//! Turning a component of a workload into something that serves: validate,
+//! compile (or load from cache), check imports, link, pre-instantiate.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
+
+use super::instances::{ComponentInstances, HttpWorld};
+use super::store::{GuestLabels, InstanceTemplate, Preopen, StoreState};
+use super::{CacheOutcome, CompiledComponent, Engine, EngineError};
+use crate::host::egress::{AllowedHosts, GuestEgress, OutgoingHandler, OutgoingRequestContext};
+use crate::types::{Component, Workload};
+
+/// Why a component could not be made ready.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// Validation or compilation failed.
+    #[error(transparent)]
+    Compile(#[from] EngineError),
+    /// The component gives neither bytes nor an image.
+    #[error("component `{component}` has neither bytes nor an image to load")]
+    NoSource {
+        /// Component name.
+        component: String,
+    },
+    /// The component names an image, but this host cannot pull images.
+    #[error("component `{component}` refers to image `{image}`, but this host has no OCI client")]
+    ImageUnsupported {
+        /// Component name.
+        component: String,
+        /// The image reference.
+        image: String,
+    },
+    /// The component imports an interface nothing on this host provides.
+    #[error(
+        "{origin}: imports `{interface}`, which nothing on this host provides \
+         (no built-in WASI interface or plugin matches)"
+    )]
+    MissingImport {
+        /// Where the component came from.
+        origin: String,
+        /// The import, e.g. `example:kv/store@0.1.0`.
+        interface: String,
+    },
+    /// Linking failed for another reason (e.g. a type mismatch).
+    #[error("{origin}: cannot link: {reason}")]
+    Link {
+        /// Where the component came from.
+        origin: String,
+        /// What the linker said (it names the import).
+        reason: String,
+    },
+    /// The component exports no HTTP handler but the workload needs one.
+    #[error(
+        "{origin}: exports no HTTP handler (expected `wasi:http/incoming-handler@0.2.x` or \
+         `wasi:http/handler@0.3.x`); its exports are: {exports}"
+    )]
+    NoHttpExport {
+        /// Where the component came from.
+        origin: String,
+        /// What it does export.
+        exports: String,
+    },
+    /// A volume mount names a volume the workload does not declare.
+    #[error("component `{component}` mounts volume `{volume}`, which the workload does not declare")]
+    UnknownVolume {
+        /// Component name.
+        component: String,
+        /// Volume name.
+        volume: String,
+    },
+}
+
+/// Interfaces linked into every component, by package. A package entry
+/// with no interface list provides all of that package's interfaces.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProvidedInterfaces {
+    packages: Vec<ProvidedPackage>,
+}
+
+#[derive(Debug, Clone)]
+struct ProvidedPackage {
+    namespace: String,
+    package: String,
+    /// `major.minor` for 0.x versions, `major` otherwise.
+    version_line: String,
+}
+
+impl ProvidedInterfaces {
+    /// The WASI P2 and P3 packages the host links from wasmtime-wasi(-http).
+    pub(crate) fn wasi() -> Self {
+        let mut provided = Self::default();
+        for package in ["io", "clocks", "random", "cli", "filesystem", "sockets", "http"] {
+            provided.add("wasi", package, "0.2");
+        }
+        for package in ["clocks", "random", "cli", "filesystem", "sockets", "http"] {
+            provided.add("wasi", package, "0.3");
+        }
+        provided
+    }
+
+    pub(crate) fn add(&mut self, namespace: &str, package: &str, version: &str) {
+        self.packages.push(ProvidedPackage {
+            namespace: namespace.into(),
+            package: package.into(),
+            version_line: version_line(version),
+        });
+    }
+
+    fn provides(&self, import: &str) -> bool {
+        let Some((namespace, rest)) = import.split_once(':') else {
+            return false;
+        };
+        let (path, version) = match rest.split_once('@') {
+            Some((path, version)) => (path, version),
+            None => (rest, ""),
+        };
+        let package = path.split('/').next().unwrap_or(path);
+        let line = version_line(version);
+        self.packages.iter().any(|p| {
+            p.namespace == namespace
+                && p.package == package
+                && (version.is_empty() || p.version_line == line)
+        })
+    }
+}
+
+/// Semver-compatible line of a version: `0.2.3` -> `0.2`, `1.4.0` -> `1`.
+fn version_line(version: &str) -> String {
+    let mut parts = version.split('.');
+    match (parts.next(), parts.next()) {
+        (Some("0"), Some(minor)) => format!("0.{minor}"),
+        (Some(major), _) => major.to_string(),
+        (None, _) => String::new(),
+    }
+}
+
+/// What resolving a component needs from the host.
+pub(crate) struct ResolveContext<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) linker: &'a Linker<StoreState>,
+    pub(crate) provided: &'a ProvidedInterfaces,
+    pub(crate) workload_id: Arc<str>,
+    pub(crate) outgoing: Arc<dyn OutgoingHandler>,
+    pub(crate) default_timeout: Duration,
+    pub(crate) live: Arc<AtomicUsize>,
+    /// Host directories backing each declared volume, by volume name.
+    pub(crate) volumes: &'a [(String, std::path::PathBuf)],
+}
+
+/// A component ready to serve requests.
+pub(crate) struct ResolvedComponent {
+    pub(crate) name: Arc<str>,
+    pub(crate) digest: String,
+    pub(crate) cache: CacheOutcome,
+    pub(crate) http: Option<HttpComponent>,
+    /// The component's export names, for errors about missing handlers.
+    pub(crate) exports: Vec<String>,
+}
+
+/// The HTTP-serving side of a resolved component.
+pub(crate) struct HttpComponent {
+    pub(crate) world: HttpWorld,
+    pub(crate) handler: ProxyHandler<ComponentInstances>,
+}
+
+/// How errors name a component.
+pub(crate) fn origin_of(workload: &Workload, component: &Component) -> String {
+    if workload.name.is_empty() {
+        format!("component `{}`", component.name)
+    } else {
+        format!("component `{}` of workload `{}`", component.name, workload.name)
+    }
+}
+
+impl ResolveContext<'_> {
+    /// Compiles `component` (blocking: run on a blocking thread).
+    pub(crate) fn compile(
+        &self,
+        workload: &Workload,
+        component: &Component,
+    ) -> Result<CompiledComponent, ResolveError> {
+        let bytes = match (&component.bytes, &component.image) {
+            (Some(bytes), _) => bytes,
+            (None, Some(image)) => {
+                return Err(ResolveError::ImageUnsupported {
+                    component: component.name.clone(),
+                    image: image.clone(),
+                });
+            }
+            (None, None) => {
+                return Err(ResolveError::NoSource {
+                    component: component.name.clone(),
+                });
+            }
+        };
+        let origin = origin_of(workload, component);
+        Ok(self
+            .engine
+            .compile(bytes, &origin, component.digest.as_deref())?)
+    }
+
+    /// Checks imports, links and pre-instantiates a compiled component.
+    pub(crate) fn link(
+        &self,
+        workload: &Workload,
+        component: &Component,
+        compiled: CompiledComponent,
+    ) -> Result<ResolvedComponent, ResolveError> {
+        let origin = origin_of(workload, component);
+        let engine = self.engine.wasmtime();
+        let ty = compiled.component.component_type();
+        let exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        if let Some((import, _)) = ty
+            .imports(engine)
+            .find(|(name, _)| !self.provided.provides(name))
+        {
+            return Err(ResolveError::MissingImport {
+                origin,
+                interface: import.to_string(),
+            });
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&compiled.component)
+            .map_err(|e| ResolveError::Link {
+                origin: origin.clone(),
+                reason: super::describe_error(&e),
+            })?;
+
+        // A P3 handler is preferred when a component exports both.
+        let proxy_pre = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
+            Ok(p3) => Some(ProxyPre::P3(p3)),
+            Err(_) => wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
+                .ok()
+                .map(ProxyPre::P2),
+        };
+        let name: Arc<str> = component.name.as_str().into();
+        let http = match proxy_pre {
+            Some(proxy_pre) => {
+                let template = self.template(component, name.clone())?;
+                let timeout = match component.local_resources.request_timeout_ms {
+                    0 => self.default_timeout,
+                    ms => Duration::from_millis(ms),
+                };
+                let instances =
+                    ComponentInstances::new(self.engine.clone(), proxy_pre, template, timeout);
+                Some(HttpComponent {
+                    world: instances.world(),
+                    handler: ProxyHandler::new(instances),
+                })
+            }
+            None => None,
+        };
+        Ok(ResolvedComponent {
+            name,
+            digest: compiled.digest,
+            cache: compiled.cache,
+            http,
+            exports,
+        })
+    }
+
+    fn template(
+        &self,
+        component: &Component,
+        name: Arc<str>,
+    ) -> Result<InstanceTemplate, ResolveError> {
+        let resources = &component.local_resources;
+        let preopens = resources
+            .volume_mounts
+            .iter()
+            .map(|mount| {
+                let host = self
+                    .volumes
+                    .iter()
+                    .find(|(volume, _)| *volume == mount.name)
+                    .map(|(_, path)| path.clone())
+                    .ok_or_else(|| ResolveError::UnknownVolume {
+                        component: component.name.clone(),
+                        volume: mount.name.clone(),
+                    })?;
+                Ok(Preopen {
+                    host,
+                    guest: mount.mount_path.clone(),
+                    read_only: mount.read_only,
+                })
+            })
+            .collect::<Result<Vec<_>, ResolveError>>()?;
+        let labels = Arc::new(GuestLabels {
+            workload_id: self.workload_id.clone(),
+            component: name.clone(),
+        });
+        Ok(InstanceTemplate {
+            labels,
+            env: resources
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            preopens,
+            memory_limit: resources.memory_limit_bytes(),
+            egress: GuestEgress {
+                handler: self.outgoing.clone(),
+                allowed: Arc::new(AllowedHosts::new(&resources.allowed_hosts)),
+                context: Arc::new(OutgoingRequestContext {
+                    workload_id: self.workload_id.clone(),
+                    component: name,
+                }),
+            },
+            live: self.live.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wasi_packages_are_provided_by_version_line() {
+        let p = ProvidedInterfaces::wasi();
+        assert!(p.provides("wasi:http/types@0.2.3"));
+        assert!(p.provides("wasi:http/types@0.2.9"));
+        assert!(p.provides("wasi:clocks/monotonic-clock@0.3.0-rc-2025-09-16"));
+        assert!(!p.provides("wasi:keyvalue/store@0.2.0-draft"));
+        assert!(!p.provides("wasi:http/types@0.4.0"));
+        assert!(!p.provides("example:missing/api@1.0.0"));
+        assert!(!p.provides("plain-function"));
+    }
+
+    #[test]
+    fn version_lines() {
+        assert_eq!(version_line("0.2.3"), "0.2");
+        assert_eq!(version_line("1.4.0"), "1");
+        assert_eq!(version_line("0.3.0-rc-2025-09-16"), "0.3");
+    }
+}

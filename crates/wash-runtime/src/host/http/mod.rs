@@ -1,0 +1,193 @@
+//! HTTP ingress: a hyper server (HTTP/1.1 and HTTP/2) in front of the
+//! workloads, routing each request through a [`Router`].
+
+pub mod router;
+mod service;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+pub use router::{DevRouter, DynamicRouter, RouteError, Router};
+pub(crate) use service::Ingress;
+
+use crate::host::egress::{NoOutgoingHandler, OutgoingHandler};
+
+/// Default cap on open client connections.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// A client has this long to send its request headers (slowloris guard).
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Configures the host's HTTP server.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use wash_runtime::host::http::{DynamicRouter, HttpServerBuilder};
+///
+/// let http = HttpServerBuilder::new("127.0.0.1:8080".parse().unwrap())
+///     .router(Arc::new(DynamicRouter::new()));
+/// ```
+pub struct HttpServerBuilder {
+    pub(crate) addr: SocketAddr,
+    pub(crate) router: Arc<dyn Router>,
+    pub(crate) outgoing: Arc<dyn OutgoingHandler>,
+    pub(crate) max_connections: usize,
+    pub(crate) header_read_timeout: Duration,
+}
+
+impl HttpServerBuilder {
+    /// A server on `addr` (port 0 picks a free port) with a [`DynamicRouter`].
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            router: Arc::new(DynamicRouter::new()),
+            outgoing: Arc::new(NoOutgoingHandler),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        }
+    }
+
+    /// Decides which workload serves each request.
+    pub fn router(mut self, router: Arc<dyn Router>) -> Self {
+        self.router = router;
+        self
+    }
+
+    /// Sends every outbound HTTP request of every guest.
+    pub fn outgoing_handler(mut self, handler: Arc<dyn OutgoingHandler>) -> Self {
+        self.outgoing = handler;
+        self
+    }
+
+    /// Open connections beyond this wait to be accepted.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// How long a client may take to send its request headers.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+}
+
+/// A running HTTP server.
+pub(crate) struct HttpServer {
+    pub(crate) local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl HttpServer {
+    /// Binds and starts accepting.
+    pub(crate) async fn start(
+        builder: &HttpServerBuilder,
+        ingress: Ingress,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(builder.addr).await?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown, stop) = watch::channel(false);
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(builder.header_read_timeout)
+            .keep_alive(true);
+        http.http2().timer(TokioTimer::new());
+        let context = Arc::new(ServeContext {
+            ingress,
+            local_authority: HeaderValue::from_str(&local_addr.to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
+        });
+        let limit = Arc::new(Semaphore::new(builder.max_connections));
+        let task = tokio::spawn(accept_loop(listener, http, context, limit, stop));
+        tracing::info!(address = %local_addr, "HTTP server listening");
+        Ok(Self {
+            local_addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops accepting, then waits up to `drain` for open requests to finish.
+    pub(crate) async fn shutdown(self, drain: Duration) {
+        let _ = self.shutdown.send(true);
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(drain, self.task).await.is_err() {
+            tracing::warn!("HTTP drain took longer than {drain:?}; closing remaining connections");
+            abort.abort();
+        }
+    }
+}
+
+struct ServeContext {
+    ingress: Ingress,
+    local_authority: HeaderValue,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    http: auto::Builder<TokioExecutor>,
+    context: Arc<ServeContext>,
+    limit: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let permit = tokio::select! {
+            _ = stop.changed() => break,
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Typically EMFILE; back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Small response chunks must not wait on Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let context = context.clone();
+        let service = service_fn(move |request| {
+            let context = context.clone();
+            async move {
+                Ok::<_, Infallible>(
+                    context
+                        .ingress
+                        .handle(request, &context.local_authority)
+                        .await,
+                )
+            }
+        });
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, "connection ended with error: {e}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}

@@ -1,0 +1,618 @@
+//! The running host: workloads by id and their lifecycle, the shared
+//! linker, and the HTTP ingress in front of them.
+
+pub mod egress;
+pub mod http;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use wasmtime::component::Linker;
+
+use crate::engine::instances::HttpWorld;
+use crate::engine::store::StoreState;
+use crate::engine::workload::{
+    ProvidedInterfaces, ResolveContext, ResolveError, ResolvedComponent,
+};
+use crate::engine::{CacheOutcome, Engine, EngineBuilder, EngineError};
+use crate::types::{VolumeSource, Workload, WorkloadState, WorkloadStatus};
+use self::egress::{NoOutgoingHandler, OutgoingHandler};
+use self::http::{HttpServer, HttpServerBuilder, Ingress, RouteError, Router};
+
+/// Request deadline when neither host nor component sets one.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Errors of host lifecycle operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// Building the engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Setting up the host's linker failed.
+    #[error("cannot link WASI into the host: {0}")]
+    Linker(String),
+    /// The HTTP server could not bind its address.
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Another workload already runs under this id.
+    #[error("workload id `{0}` is already in use by a different workload")]
+    WorkloadIdConflict(String),
+    /// The workload has no components.
+    #[error("workload `{0}` has no components")]
+    NoComponents(String),
+    /// A component could not be made ready.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The workload's routing configuration was refused.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// The workload asks for HTTP, but no component serves it; or several do.
+    #[error("workload `{workload}`: {reason}")]
+    Http {
+        /// Workload name.
+        workload: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A volume could not be prepared.
+    #[error("workload `{workload}`: volume `{volume}`: {reason}")]
+    Volume {
+        /// Workload name.
+        workload: String,
+        /// Volume name.
+        volume: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The workload was stopped while it was starting.
+    #[error("workload `{0}` was stopped while starting")]
+    StoppedWhileStarting(String),
+}
+
+/// The lifecycle operations every host offers, whoever drives it (`wash
+/// dev`, the control plane, an embedder).
+pub trait HostApi: Send + Sync {
+    /// Starts `workload` under `workload_id`. Replaying the same start is a
+    /// no-op that reports the current status; a different workload under a
+    /// running id is an error.
+    fn workload_start(
+        &self,
+        workload_id: &str,
+        workload: Workload,
+    ) -> impl Future<Output = Result<WorkloadStatus, HostError>> + Send;
+
+    /// The status of a workload (`NotFound` when there is none).
+    fn workload_status(&self, workload_id: &str) -> impl Future<Output = WorkloadStatus> + Send;
+
+    /// Stops a workload: it receives no new requests; requests in flight
+    /// finish. Stopping an unknown id reports `NotFound`.
+    fn workload_stop(&self, workload_id: &str) -> impl Future<Output = WorkloadStatus> + Send;
+}
+
+/// Counters for tests, metrics and leak checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostStats {
+    /// Workloads known to the host (any state).
+    pub workloads: usize,
+    /// Component instances (stores) alive right now.
+    pub live_instances: usize,
+}
+
+/// Builds a [`Host`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), wash_runtime::host::HostError> {
+/// use wash_runtime::host::{HostBuilder, http::HttpServerBuilder};
+///
+/// let host = HostBuilder::new()
+///     .with_http(HttpServerBuilder::new("127.0.0.1:8080".parse().unwrap()))
+///     .start()
+///     .await?;
+/// println!("serving on {:?}", host.http_addr());
+/// # Ok(()) }
+/// ```
+pub struct HostBuilder {
+    engine: Option<Engine>,
+    http: Option<HttpServerBuilder>,
+    request_timeout: Duration,
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HostBuilder {
+    /// A host with a default engine, no HTTP server and a 30 s deadline.
+    pub fn new() -> Self {
+        Self {
+            engine: None,
+            http: None,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+
+    /// Uses this engine (to share it, or to configure it).
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
+    /// Serves HTTP as configured.
+    pub fn with_http(mut self, http: HttpServerBuilder) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// The request deadline for components that do not set their own.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Builds the host and starts its HTTP server, if any.
+    pub async fn start(self) -> Result<Host, HostError> {
+        let engine = match self.engine {
+            Some(engine) => engine,
+            None => EngineBuilder::new().build()?,
+        };
+        let linker = base_linker(&engine).map_err(|e| HostError::Linker(format!("{e:#}")))?;
+        let (router, outgoing): (Option<Arc<dyn Router>>, Arc<dyn OutgoingHandler>) =
+            match &self.http {
+                Some(http) => (Some(http.router.clone()), http.outgoing.clone()),
+                None => (None, Arc::new(NoOutgoingHandler)),
+            };
+        let registry = Arc::new(Registry::default());
+        let server = match (&self.http, &router) {
+            (Some(http), Some(router)) => {
+                let ingress = Ingress {
+                    router: router.clone(),
+                    registry: registry.clone(),
+                };
+                Some(HttpServer::start(http, ingress).await.map_err(|source| {
+                    HostError::Bind {
+                        addr: http.addr,
+                        source,
+                    }
+                })?)
+            }
+            _ => None,
+        };
+        Ok(Host {
+            inner: Arc::new(HostInner {
+                engine,
+                linker,
+                provided: ProvidedInterfaces::wasi(),
+                registry,
+                router,
+                outgoing,
+                request_timeout: self.request_timeout,
+                http_addr: server.as_ref().map(|s| s.local_addr),
+                server: tokio::sync::Mutex::new(server),
+                live: Arc::new(AtomicUsize::new(0)),
+                generation: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+/// The linker every component starts from: WASI P2 and P3, with HTTP.
+fn base_linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
+    let mut linker = Linker::new(engine.wasmtime());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    Ok(linker)
+}
+
+/// A running host. Cheap to clone.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+struct HostInner {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    provided: ProvidedInterfaces,
+    registry: Arc<Registry>,
+    router: Option<Arc<dyn Router>>,
+    outgoing: Arc<dyn OutgoingHandler>,
+    request_timeout: Duration,
+    http_addr: Option<SocketAddr>,
+    server: tokio::sync::Mutex<Option<HttpServer>>,
+    live: Arc<AtomicUsize>,
+    generation: AtomicU64,
+}
+
+/// Workloads by id.
+#[derive(Default)]
+pub(crate) struct Registry {
+    slots: RwLock<HashMap<String, Slot>>,
+}
+
+enum Slot {
+    Starting {
+        spec: Arc<Workload>,
+        generation: u64,
+    },
+    Running {
+        spec: Arc<Workload>,
+        workload: Arc<RunningWorkload>,
+    },
+    Failed {
+        spec: Arc<Workload>,
+        message: String,
+    },
+}
+
+impl Slot {
+    fn spec(&self) -> &Workload {
+        match self {
+            Slot::Starting { spec, .. } | Slot::Running { spec, .. } | Slot::Failed { spec, .. } => {
+                spec
+            }
+        }
+    }
+}
+
+impl Registry {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Slot>> {
+        self.slots.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Slot>> {
+        self.slots.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The running workload with this id.
+    pub(crate) fn running(&self, id: &str) -> Option<Arc<RunningWorkload>> {
+        match self.read().get(id) {
+            Some(Slot::Running { workload, .. }) => Some(workload.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A workload whose components are compiled, linked and pre-instantiated.
+pub(crate) struct RunningWorkload {
+    components: Vec<ResolvedComponent>,
+    http_index: Option<usize>,
+    /// Scratch directories of `emptyDir` volumes; removed on drop.
+    _scratch: Vec<tempfile::TempDir>,
+}
+
+impl RunningWorkload {
+    /// The component that serves HTTP, if any.
+    pub(crate) fn http_component(&self) -> Option<&ResolvedComponent> {
+        self.http_index.map(|i| &self.components[i])
+    }
+}
+
+/// Facts about one started component, for embedders and CLIs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentInfo {
+    /// Component name.
+    pub name: String,
+    /// `sha256:<hex>` of its bytes.
+    pub digest: String,
+    /// Whether its compilation came from the cache.
+    pub cache: CacheOutcome,
+    /// The HTTP world it serves, if any.
+    pub http: Option<HttpWorld>,
+    /// Instances created so far (HTTP components).
+    pub instantiations: u64,
+}
+
+impl Host {
+    /// The engine this host runs components on.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Where the HTTP server listens, if there is one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.inner.http_addr
+    }
+
+    /// Counters for metrics and leak checks.
+    pub fn stats(&self) -> HostStats {
+        HostStats {
+            workloads: self.inner.registry.read().len(),
+            live_instances: self.inner.live.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The components of a running workload.
+    pub fn components(&self, workload_id: &str) -> Option<Vec<ComponentInfo>> {
+        let workload = self.inner.registry.running(workload_id)?;
+        Some(
+            workload
+                .components
+                .iter()
+                .map(|c| ComponentInfo {
+                    name: c.name.to_string(),
+                    digest: c.digest.clone(),
+                    cache: c.cache,
+                    http: c.http.as_ref().map(|h| h.world),
+                    instantiations: c
+                        .http
+                        .as_ref()
+                        .map(|h| h.handler.state().instantiations())
+                        .unwrap_or(0),
+                })
+                .collect(),
+        )
+    }
+
+    /// Stops accepting HTTP, drains requests in flight (up to `drain`), then
+    /// stops every workload.
+    pub async fn shutdown(&self, drain: Duration) {
+        if let Some(server) = self.inner.server.lock().await.take() {
+            server.shutdown(drain).await;
+        }
+        let ids: Vec<String> = self.inner.registry.read().keys().cloned().collect();
+        for id in ids {
+            self.workload_stop(&id).await;
+        }
+    }
+
+    async fn start_inner(&self, id: &str, workload: Workload) -> Result<WorkloadStatus, HostError> {
+        let inner = &self.inner;
+        let spec = Arc::new(workload);
+        let generation = inner.generation.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut slots = inner.registry.write();
+            match slots.get(id) {
+                Some(Slot::Running { spec: existing, .. }) if **existing == *spec => {
+                    return Ok(WorkloadStatus::new(id, WorkloadState::Running, ""));
+                }
+                Some(Slot::Starting { spec: existing, .. }) if **existing == *spec => {
+                    return Ok(WorkloadStatus::new(id, WorkloadState::Starting, ""));
+                }
+                Some(Slot::Failed { .. }) | None => {}
+                Some(slot) => {
+                    tracing::debug!(existing = %slot.spec().name, "workload id conflict");
+                    return Err(HostError::WorkloadIdConflict(id.to_string()));
+                }
+            }
+            slots.insert(
+                id.to_string(),
+                Slot::Starting {
+                    spec: spec.clone(),
+                    generation,
+                },
+            );
+        }
+
+        let result = self.resolve(id, &spec).await;
+        let mut slots = inner.registry.write();
+        // Only record the outcome if this start still owns the slot (a stop
+        // or another start may have replaced it meanwhile).
+        let owned = matches!(
+            slots.get(id),
+            Some(Slot::Starting { generation: g, .. }) if *g == generation
+        );
+        match result {
+            Ok(running) if owned => {
+                if running.http_index.is_some()
+                    && let Some(router) = &inner.router
+                    && let Err(e) = router.register(id, &spec)
+                {
+                    slots.insert(
+                        id.to_string(),
+                        Slot::Failed {
+                            spec,
+                            message: e.to_string(),
+                        },
+                    );
+                    return Err(e.into());
+                }
+                slots.insert(
+                    id.to_string(),
+                    Slot::Running {
+                        spec,
+                        workload: Arc::new(running),
+                    },
+                );
+                tracing::info!(workload_id = %id, "workload running");
+                Ok(WorkloadStatus::new(id, WorkloadState::Running, ""))
+            }
+            Ok(_) => Err(HostError::StoppedWhileStarting(id.to_string())),
+            Err(e) => {
+                if owned {
+                    slots.insert(
+                        id.to_string(),
+                        Slot::Failed {
+                            spec,
+                            message: e.to_string(),
+                        },
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Compiles, links and pre-instantiates every component of a workload.
+    async fn resolve(&self, id: &str, workload: &Arc<Workload>) -> Result<RunningWorkload, HostError> {
+        if workload.components.is_empty() {
+            return Err(HostError::NoComponents(workload.name.clone()));
+        }
+        let (volumes, scratch) = prepare_volumes(workload)?;
+        let workload_id: Arc<str> = id.into();
+        let mut components = Vec::with_capacity(workload.components.len());
+        for index in 0..workload.components.len() {
+            let host = self.clone();
+            let spec = workload.clone();
+            let workload_id = workload_id.clone();
+            let volumes = volumes.clone();
+            // Compilation is CPU-bound: keep it off the async workers.
+            let resolved = tokio::task::spawn_blocking(move || {
+                let inner = &host.inner;
+                let context = ResolveContext {
+                    engine: &inner.engine,
+                    linker: &inner.linker,
+                    provided: &inner.provided,
+                    workload_id,
+                    outgoing: inner.outgoing.clone(),
+                    default_timeout: inner.request_timeout,
+                    live: inner.live.clone(),
+                    volumes: &volumes,
+                };
+                let component = &spec.components[index];
+                let compiled = context.compile(&spec, component)?;
+                context.link(&spec, component, compiled)
+            })
+            .await
+            .map_err(|e| HostError::Http {
+                workload: workload.name.clone(),
+                reason: format!("component preparation task failed: {e}"),
+            })??;
+            components.push(resolved);
+        }
+
+        let serving: Vec<usize> = components
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.http.is_some())
+            .map(|(i, _)| i)
+            .collect();
+        let wants_http = workload.host_interface("wasi", "http").is_some();
+        let http_index = match serving.as_slice() {
+            [] if wants_http => {
+                let component = &components[0];
+                return Err(ResolveError::NoHttpExport {
+                    origin: crate::engine::workload::origin_of(
+                        workload,
+                        &workload.components[0],
+                    ),
+                    exports: if component.exports.is_empty() {
+                        "(none)".into()
+                    } else {
+                        component.exports.join(", ")
+                    },
+                }
+                .into());
+            }
+            [] => None,
+            [one] => Some(*one),
+            many => {
+                return Err(HostError::Http {
+                    workload: workload.name.clone(),
+                    reason: format!(
+                        "{} components export an HTTP handler ({}); exactly one may",
+                        many.len(),
+                        many.iter()
+                            .map(|i| &*components[*i].name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        };
+        Ok(RunningWorkload {
+            components,
+            http_index,
+            _scratch: scratch,
+        })
+    }
+}
+
+/// Host directories for the workload's volumes, creating scratch ones.
+#[allow(clippy::type_complexity, reason = "a local pair of lists")]
+fn prepare_volumes(
+    workload: &Workload,
+) -> Result<(Arc<Vec<(String, PathBuf)>>, Vec<tempfile::TempDir>), HostError> {
+    let mut paths = Vec::new();
+    let mut scratch = Vec::new();
+    for volume in &workload.volumes {
+        let error = |reason: String| HostError::Volume {
+            workload: workload.name.clone(),
+            volume: volume.name.clone(),
+            reason,
+        };
+        let path = match &volume.source {
+            VolumeSource::HostPath { local_path } => {
+                let path = PathBuf::from(local_path);
+                if !path.is_dir() {
+                    return Err(error(format!("host path `{local_path}` is not a directory")));
+                }
+                path
+            }
+            VolumeSource::EmptyDir {} => {
+                let dir = tempfile::Builder::new()
+                    .prefix("wash-volume-")
+                    .tempdir()
+                    .map_err(|e| error(format!("cannot create scratch directory: {e}")))?;
+                let path = dir.path().to_path_buf();
+                scratch.push(dir);
+                path
+            }
+        };
+        paths.push((volume.name.clone(), path));
+    }
+    Ok((Arc::new(paths), scratch))
+}
+
+impl HostApi for Host {
+    async fn workload_start(
+        &self,
+        workload_id: &str,
+        workload: Workload,
+    ) -> Result<WorkloadStatus, HostError> {
+        self.start_inner(workload_id, workload).await
+    }
+
+    async fn workload_status(&self, workload_id: &str) -> WorkloadStatus {
+        match self.inner.registry.read().get(workload_id) {
+            Some(Slot::Starting { .. }) => {
+                WorkloadStatus::new(workload_id, WorkloadState::Starting, "")
+            }
+            Some(Slot::Running { .. }) => WorkloadStatus::new(workload_id, WorkloadState::Running, ""),
+            Some(Slot::Failed { message, .. }) => {
+                WorkloadStatus::new(workload_id, WorkloadState::Error, message.clone())
+            }
+            None => WorkloadStatus::new(workload_id, WorkloadState::NotFound, ""),
+        }
+    }
+
+    async fn workload_stop(&self, workload_id: &str) -> WorkloadStatus {
+        let removed = self.inner.registry.write().remove(workload_id);
+        if let Some(router) = &self.inner.router {
+            router.unregister(workload_id);
+        }
+        match removed {
+            None => WorkloadStatus::new(workload_id, WorkloadState::NotFound, ""),
+            Some(slot) => {
+                // Requests in flight hold their own reference to the
+                // workload; it is released when the last one finishes.
+                drop(slot);
+                tracing::info!(%workload_id, "workload stopped");
+                WorkloadStatus::new(workload_id, WorkloadState::Stopping, "stopped")
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("http_addr", &self.inner.http_addr)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

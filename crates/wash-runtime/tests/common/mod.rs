@@ -1,0 +1,151 @@
+//! Shared test harness: fixture components, hosts on loopback, an HTTP client.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use wash_runtime::engine::{Engine, EngineBuilder};
+use wash_runtime::host::http::{HttpServerBuilder, Router};
+use wash_runtime::host::{Host, HostBuilder};
+use wash_runtime::types::{Component, LocalResources, WitInterface, Workload};
+
+/// Directory of the built guest components.
+pub fn fixtures_dir() -> PathBuf {
+    match std::env::var_os("WASH_FIXTURES_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../components/target/wasm32-wasip2/release"),
+    }
+}
+
+/// The bytes of a fixture component, e.g. `http_hello_world`.
+pub fn fixture(name: &str) -> Bytes {
+    let path = fixtures_dir().join(format!("{name}.wasm"));
+    match std::fs::read(&path) {
+        Ok(bytes) => bytes.into(),
+        Err(e) => panic!(
+            "fixture {} is missing ({e}); build the guest components first: \
+             `cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml` \
+             (or run ./scripts/test.sh)",
+            path.display()
+        ),
+    }
+}
+
+/// A small engine: tests run many hosts at once, so keep each pool modest.
+pub fn engine() -> Engine {
+    EngineBuilder::new()
+        .with_max_instances(64)
+        .build()
+        .expect("engine")
+}
+
+/// A host serving HTTP on a free loopback port.
+pub async fn host(router: Arc<dyn Router>, timeout: Duration) -> Host {
+    HostBuilder::new()
+        .with_engine(engine())
+        .with_request_timeout(timeout)
+        .with_http(HttpServerBuilder::new("127.0.0.1:0".parse().unwrap()).router(router))
+        .start()
+        .await
+        .expect("host starts")
+}
+
+/// A one-component HTTP workload with the given `wasi:http` config.
+pub fn http_workload(name: &str, bytes: Bytes, http_config: &[(&str, &str)]) -> Workload {
+    Workload {
+        namespace: "test".into(),
+        name: name.into(),
+        components: vec![Component {
+            name: name.into(),
+            bytes: Some(bytes),
+            local_resources: LocalResources::default(),
+            ..Default::default()
+        }],
+        host_interfaces: vec![WitInterface {
+            namespace: "wasi".into(),
+            package: "http".into(),
+            interfaces: vec!["incoming-handler".into()],
+            config: http_config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// An HTTP/1.1 client with keep-alive.
+pub fn client() -> Client<HttpConnector, Empty<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// GET `path` from `addr` with the given `Host` header; status and body.
+pub async fn get(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> (u16, String) {
+    let request = http::Request::get(format!("http://{addr}{path}"))
+        .header(http::header::HOST, host)
+        .body(Empty::new())
+        .unwrap();
+    let response = client.request(request).await.expect("request sent");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Captured log output, for asserting what the host logged.
+pub mod logs {
+    use std::io::Write;
+    use std::sync::{Mutex, OnceLock};
+
+    static BUFFER: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+
+    struct Sink;
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Some(buffer) = BUFFER.get() {
+                buffer.lock().unwrap().extend_from_slice(buf);
+            }
+            std::io::stderr().write_all(buf)?;
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Installs the capturing subscriber (once per test binary).
+    pub fn capture() {
+        BUFFER.get_or_init(|| Box::leak(Box::new(Mutex::new(Vec::new()))));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(|| Sink)
+            .try_init();
+    }
+
+    /// Every captured line containing all of `needles`.
+    pub fn lines_with(needles: &[&str]) -> Vec<String> {
+        let buffer = BUFFER.get().expect("logs::capture() first").lock().unwrap();
+        String::from_utf8_lossy(&buffer)
+            .lines()
+            .filter(|line| needles.iter().all(|n| line.contains(n)))
+            .map(str::to_string)
+            .collect()
+    }
+}
