@@ -5,8 +5,8 @@
 //! which serves P2 (`incoming-handler`) and P3 (`handler`) exports alike; this
 //! module supplies its policy. The default is a fresh instance per request.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use std::{future::Future, pin::Pin, task::Context, task::Poll};
 
@@ -16,9 +16,11 @@ use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
 };
 
+use futures::channel::oneshot;
+
 use super::Engine;
-use super::limits::{DeadlineExceeded, MemoryLimitExceeded};
-use super::store::{InstanceTemplate, StoreState};
+use super::failure::{FailureKind, GuestFailure};
+use super::store::{GuestLabels, InstanceTemplate, StoreState};
 
 /// Time past a request's deadline after which its whole instance is torn
 /// down, should the per-request checks not have ended it.
@@ -73,7 +75,7 @@ impl ComponentInstances {
         self.instantiations.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn labels(&self) -> &super::store::GuestLabels {
+    pub(crate) fn labels(&self) -> &GuestLabels {
         &self.template.labels
     }
 }
@@ -100,20 +102,41 @@ impl HandlerState for ComponentInstances {
             state: FreshInstance {
                 labels: self.template.labels.clone(),
                 request_timeout: self.request_timeout,
+                watchers: Mutex::new(Vec::new()),
             },
         })
     }
 }
 
+/// How an instance ended, told to the requests it was serving: a request
+/// whose instance died learns why here, since the error its own call
+/// returns may only say that no response came.
+#[derive(Debug, Clone)]
+pub(crate) enum InstanceEnd {
+    /// Ended without error.
+    Clean,
+    /// Trapped, hit a limit, or failed otherwise.
+    Failed(GuestFailure),
+}
+
+/// Receives the [`InstanceEnd`] of the instance serving a request.
+pub(crate) type InstanceWatch = oneshot::Receiver<InstanceEnd>;
+
+/// Creates the request data that carries an [`InstanceWatch`].
+pub(crate) fn instance_watch() -> (oneshot::Sender<InstanceEnd>, InstanceWatch) {
+    oneshot::channel()
+}
+
 /// An instance that serves exactly one request.
 pub(crate) struct FreshInstance {
-    labels: Arc<super::store::GuestLabels>,
+    labels: Arc<GuestLabels>,
     request_timeout: Duration,
+    watchers: Mutex<Vec<oneshot::Sender<InstanceEnd>>>,
 }
 
 impl WorkerState for FreshInstance {
     type StoreData = StoreState;
-    type RequestData = ();
+    type RequestData = oneshot::Sender<InstanceEnd>;
 
     fn should_accept_request(&self, _concurrent: usize, total: usize) -> ShouldAccept {
         if total >= 1 {
@@ -126,9 +149,13 @@ impl WorkerState for FreshInstance {
     fn on_request_start(
         &self,
         mut store: StoreContextMut<'_, StoreState>,
-        _data: (),
+        watcher: oneshot::Sender<InstanceEnd>,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        self.watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(watcher);
         // The epoch check traps a busy guest at the deadline; the sleep
         // covers a guest that is idle-waiting and never ticks.
         store
@@ -139,32 +166,42 @@ impl WorkerState for FreshInstance {
     }
 
     fn drop(&self, store: Store<StoreState>, result: wasmtime::Result<()>) {
-        if let Err(error) = result {
-            log_instance_failure(&self.labels, &error);
-        }
         drop(store);
+        let end = match &result {
+            Ok(()) => InstanceEnd::Clean,
+            Err(error) => InstanceEnd::Failed(GuestFailure::of(error)),
+        };
+        let watchers = std::mem::take(&mut *self.watchers.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut told = false;
+        for watcher in watchers {
+            // A request still listening reports the failure itself.
+            told |= watcher.send(end.clone()).is_ok();
+        }
+        if let InstanceEnd::Failed(failure) = end
+            && !told
+        {
+            log_instance_failure(&self.labels, &failure);
+        }
     }
 }
 
-/// Logs an instance-level failure. Traps of P3 guests surface here, not on
-/// the request (which only learns that its instance died), so this is their
-/// one log line; other instance errors were already reported per request.
-fn log_instance_failure(labels: &super::store::GuestLabels, error: &wasmtime::Error) {
-    let reportable = error.chain().any(|e| {
-        e.is::<wasmtime::Trap>() || e.is::<MemoryLimitExceeded>() || e.is::<DeadlineExceeded>()
-    });
-    if reportable {
+/// Logs a failure no request is left to report (e.g. a trap while a
+/// response body was streaming).
+fn log_instance_failure(labels: &GuestLabels, failure: &GuestFailure) {
+    if failure.kind == FailureKind::Other {
+        // Typically teardown after a request already reported its deadline.
+        tracing::debug!(
+            workload = %labels.workload_id,
+            component = %labels.component,
+            "instance ended: {}",
+            failure.detail
+        );
+    } else {
         tracing::warn!(
             workload = %labels.workload_id,
             component = %labels.component,
             "instance failed: {}",
-            super::describe_error(error)
-        );
-    } else {
-        tracing::debug!(
-            workload = %labels.workload_id,
-            component = %labels.component,
-            "instance ended: {error:#}"
+            failure.detail
         );
     }
 }

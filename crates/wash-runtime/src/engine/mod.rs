@@ -4,6 +4,7 @@
 
 mod cache;
 mod epoch;
+pub(crate) mod failure;
 pub(crate) mod instances;
 pub(crate) mod limits;
 pub(crate) mod store;
@@ -22,6 +23,7 @@ pub use limits::{DeadlineExceeded, MemoryLimitExceeded};
 pub use workload::ResolveError;
 use cache::{CompileCache, sha256_hex};
 use epoch::EpochTicker;
+pub(crate) use failure::describe_error;
 
 /// How often the engine's epoch ticks. Deadlines are checked at this grain.
 const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -368,28 +370,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// One line describing a guest failure: the limit or trap when there is
-/// one, else the whole error chain joined.
-pub(crate) fn describe_error(error: &wasmtime::Error) -> String {
-    for cause in error.chain() {
-        if let Some(limit) = cause.downcast_ref::<MemoryLimitExceeded>() {
-            return limit.to_string();
-        }
-        if cause.is::<DeadlineExceeded>() {
-            return DeadlineExceeded.to_string();
-        }
-        if let Some(trap) = cause.downcast_ref::<wasmtime::Trap>() {
-            return format!("wasm trap: {trap}");
-        }
-    }
-    format!("{error:#}")
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Rejects non-wasm bytes and core modules with errors a user can act on.

@@ -208,6 +208,10 @@ impl LineWriter {
     fn emit(&mut self) {
         let line = String::from_utf8_lossy(&self.pending);
         let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            self.pending.clear();
+            return;
+        }
         let labels = &self.output.labels;
         tracing::info!(
             target: "wash::guest",

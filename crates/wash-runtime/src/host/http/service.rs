@@ -12,9 +12,12 @@ use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, TrapOrPanicError};
 
 use super::router::{Router, strip_port};
-use crate::engine::describe_error;
-use crate::engine::limits::{DeadlineExceeded, MemoryLimitExceeded};
+use crate::engine::failure::{FailureKind, GuestFailure};
+use crate::engine::instances::{InstanceEnd, InstanceWatch, instance_watch};
 use crate::host::Registry;
+
+/// How long a failed request waits to learn how its instance ended.
+const INSTANCE_END_WAIT: Duration = Duration::from_secs(1);
 
 /// Per-server request entry point.
 pub(crate) struct Ingress {
@@ -59,20 +62,21 @@ impl Ingress {
         let Some(http) = http else {
             return plain(StatusCode::NOT_FOUND, "no HTTP handler\n".into());
         };
-        match http.handler.handle((), request).await {
+        let (watcher, watch) = instance_watch();
+        match http.handler.handle(watcher, request).await {
             Ok(response) => response,
             Err(error) => {
                 let instances = http.handler.state();
+                let timeout = instances.request_timeout();
+                let failure = classify(error, watch, started.elapsed(), timeout).await;
                 let labels = instances.labels();
-                let failure = classify(&error, started.elapsed(), instances.request_timeout());
-                if let Some(line) = &failure.log {
-                    tracing::warn!(
-                        workload = %labels.workload_id,
-                        component = %labels.component,
-                        status = failure.status.as_u16(),
-                        "request failed: {line}"
-                    );
-                }
+                tracing::warn!(
+                    workload = %labels.workload_id,
+                    component = %labels.component,
+                    status = failure.status.as_u16(),
+                    "request failed: {}",
+                    failure.log
+                );
                 plain(failure.status, failure.body)
             }
         }
@@ -97,36 +101,24 @@ fn request_host<B>(request: &Request<B>) -> &str {
 struct Failure {
     status: StatusCode,
     body: String,
-    /// The log line, unless the failure was already logged elsewhere.
-    log: Option<String>,
+    log: String,
 }
 
-fn classify(error: &wasmtime::Error, elapsed: Duration, timeout: Duration) -> Failure {
-    let deadline = || Failure {
-        status: StatusCode::GATEWAY_TIMEOUT,
-        body: format!("request deadline of {} exceeded\n", human(timeout)),
-        log: Some(format!("request deadline of {} exceeded", human(timeout))),
-    };
-    if error.is::<ExpirationError>() || error.chain().any(|e| e.is::<DeadlineExceeded>()) {
-        return deadline();
+async fn classify(
+    error: wasmtime::Error,
+    watch: InstanceWatch,
+    elapsed: Duration,
+    timeout: Duration,
+) -> Failure {
+    if error.is::<ExpirationError>() {
+        return answer(&GuestFailure::deadline(), timeout);
     }
-    if error.is::<TrapOrPanicError>() {
-        // The instance died under this request; its instance logged why.
-        if elapsed >= timeout {
-            return Failure { log: None, ..deadline() };
-        }
-        return Failure {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            body: "the component failed while handling the request\n".into(),
-            log: None,
-        };
-    }
-    if let Some(instantiation) = error.downcast_ref::<InstantiationError<()>>() {
-        let detail = describe_error(&instantiation.error);
+    if let Some(instantiation) = error.downcast_ref::<InstantiationError<futures::channel::oneshot::Sender<InstanceEnd>>>() {
         let exhausted = instantiation
             .error
             .chain()
             .any(|e| e.is::<wasmtime::PoolConcurrencyLimitError>());
+        let detail = GuestFailure::of(&instantiation.error).detail;
         return Failure {
             status: if exhausted {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -138,22 +130,46 @@ fn classify(error: &wasmtime::Error, elapsed: Duration, timeout: Duration) -> Fa
             } else {
                 "the component could not be instantiated\n".into()
             },
-            log: Some(format!("cannot instantiate: {detail}")),
+            log: format!("cannot instantiate: {detail}"),
         };
     }
-    let detail = describe_error(error);
-    let body = if error.chain().any(|e| e.is::<MemoryLimitExceeded>()) {
-        "the component exceeded its memory limit\n".to_string()
-    } else if error.chain().any(|e| e.is::<wasmtime::Trap>()) {
-        "the component trapped\n".to_string()
-    } else {
-        "the component failed to produce a response\n".to_string()
+    // The call's own error may only say that no response came; the instance
+    // knows whether it trapped or hit a limit.
+    let failure = match GuestFailure::recognize(&error) {
+        Some(failure) => failure,
+        None => match tokio::time::timeout(INSTANCE_END_WAIT, watch).await {
+            Ok(Ok(InstanceEnd::Failed(failure))) => failure,
+            _ if error.is::<TrapOrPanicError>() && elapsed >= timeout => GuestFailure::deadline(),
+            _ => GuestFailure::of(&error),
+        },
     };
-    Failure {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        body,
-        log: Some(detail),
-    }
+    answer(&failure, timeout)
+}
+
+fn answer(failure: &GuestFailure, timeout: Duration) -> Failure {
+    let (status, body) = match failure.kind {
+        FailureKind::Deadline => (
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("request deadline of {} exceeded\n", human(timeout)),
+        ),
+        FailureKind::MemoryLimit => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the component exceeded its memory limit\n".into(),
+        ),
+        FailureKind::Trap => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the component trapped\n".into(),
+        ),
+        FailureKind::Other => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the component failed to produce a response\n".into(),
+        ),
+    };
+    let log = match failure.kind {
+        FailureKind::Deadline => format!("request deadline of {} exceeded", human(timeout)),
+        _ => failure.detail.to_string(),
+    };
+    Failure { status, body, log }
 }
 
 fn human(d: Duration) -> String {
