@@ -17,5 +17,7 @@ use wstd::http::{Body, Request, Response};
 
 #[wstd::http_server]
 async fn main(_request: Request<Body>) -> Result<Response<Body>, wstd::http::Error> {
-    Ok(Response::new(example::missing::greeter::greet("wash").into()))
+    Ok(Response::new(
+        example::missing::greeter::greet("wash").into(),
+    ))
 }

@@ -78,7 +78,10 @@ impl fmt::Debug for Component {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Component")
             .field("name", &self.name)
-            .field("bytes", &self.bytes.as_ref().map(|b| format!("<{} bytes>", b.len())))
+            .field(
+                "bytes",
+                &self.bytes.as_ref().map(|b| format!("<{} bytes>", b.len())),
+            )
             .field("image", &self.image)
             .field("digest", &self.digest)
             .field("local_resources", &self.local_resources)
@@ -298,11 +301,16 @@ mod tests {
                         {"name": "tmp", "emptyDir": {}}]
         }"#;
         let w: Workload = serde_json::from_str(json).unwrap();
-        assert_eq!(w.components[0].local_resources.memory_limit_bytes(), 64 << 20);
+        assert_eq!(
+            w.components[0].local_resources.memory_limit_bytes(),
+            64 << 20
+        );
         assert_eq!(w.components[0].pool_size, 2);
         assert_eq!(
             w.volumes[0].source,
-            VolumeSource::HostPath { local_path: "/srv".into() }
+            VolumeSource::HostPath {
+                local_path: "/srv".into()
+            }
         );
         assert_eq!(w.volumes[1].source, VolumeSource::EmptyDir {});
         let http = w.host_interface("wasi", "http").unwrap();

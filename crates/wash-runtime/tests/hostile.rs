@@ -19,7 +19,11 @@ async fn hostile_host() -> Host {
     let host = host(Arc::new(DynamicRouter::new()), DEADLINE).await;
     host.workload_start(
         "hello",
-        http_workload("hello", fixture("http_hello_world"), &[("host", "hello.test")]),
+        http_workload(
+            "hello",
+            fixture("http_hello_world"),
+            &[("host", "hello.test")],
+        ),
     )
     .await
     .unwrap();
@@ -64,13 +68,20 @@ async fn attack(host: &Host, hostile_host: &str) -> (u16, String, usize) {
     done.store(true, Ordering::Relaxed);
     for stream in streams {
         let failures = stream.await.unwrap();
-        assert!(failures.is_empty(), "hello failed during attack: {failures:?}");
+        assert!(
+            failures.is_empty(),
+            "hello failed during attack: {failures:?}"
+        );
     }
     (status, body, ok.load(Ordering::Relaxed))
 }
 
 async fn start_hostile(host: &Host, id: &str, fixture_name: &str, memory_mb: i32) {
-    let mut workload = http_workload(id, fixture(fixture_name), &[("host", &format!("{id}.test"))]);
+    let mut workload = http_workload(
+        id,
+        fixture(fixture_name),
+        &[("host", &format!("{id}.test"))],
+    );
     workload.components[0].local_resources.memory_limit_mb = memory_mb;
     host.workload_start(id, workload).await.unwrap();
 }
@@ -97,7 +108,11 @@ async fn memory_bomb_hits_the_limit_with_500() {
     assert_eq!(status, 500);
     assert_eq!(body, "the component exceeded its memory limit\n");
     assert!(ok > 0);
-    let lines = logs::lines_with(&["workload=bomb", "component=bomb", "memory limit of 64 MiB exceeded"]);
+    let lines = logs::lines_with(&[
+        "workload=bomb",
+        "component=bomb",
+        "memory limit of 64 MiB exceeded",
+    ]);
     assert_eq!(lines.len(), 1, "{lines:#?}");
 }
 
@@ -136,7 +151,9 @@ async fn hostile_workloads_leave_the_host_healthy() {
     // All at once, several times over.
     let mut attacks = Vec::new();
     for target in ["spin2.test", "bomb2.test", "spin2.test", "bomb2.test"] {
-        attacks.push(tokio::spawn(async move { get(&client(), addr, target, "/").await.0 }));
+        attacks.push(tokio::spawn(async move {
+            get(&client(), addr, target, "/").await.0
+        }));
     }
     for attack in attacks {
         assert!(matches!(attack.await.unwrap(), 500 | 504));

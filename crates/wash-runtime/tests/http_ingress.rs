@@ -21,7 +21,10 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 async fn hello_world_answers_200_with_body() {
     let host = host(Arc::new(DevRouter::default()), TIMEOUT).await;
     let status = host
-        .workload_start("hello", http_workload("hello", fixture("http_hello_world"), &[]))
+        .workload_start(
+            "hello",
+            http_workload("hello", fixture("http_hello_world"), &[]),
+        )
         .await
         .unwrap();
     assert_eq!(status.workload_state, WorkloadState::Running);
@@ -132,9 +135,12 @@ async fn p3_component_is_detected_and_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_http2_with_prior_knowledge() {
     let host = host(Arc::new(DevRouter::default()), TIMEOUT).await;
-    host.workload_start("hello", http_workload("hello", fixture("http_hello_world"), &[]))
-        .await
-        .unwrap();
+    host.workload_start(
+        "hello",
+        http_workload("hello", fixture("http_hello_world"), &[]),
+    )
+    .await
+    .unwrap();
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build_http();
@@ -151,7 +157,11 @@ async fn stop_removes_the_workload_and_leaks_no_instances() {
     let host = host(Arc::new(DynamicRouter::new()), TIMEOUT).await;
     host.workload_start(
         "gone",
-        http_workload("gone", fixture("http_hello_world"), &[("host", "gone.test")]),
+        http_workload(
+            "gone",
+            fixture("http_hello_world"),
+            &[("host", "gone.test")],
+        ),
     )
     .await
     .unwrap();
@@ -223,7 +233,12 @@ async fn replicas_under_one_host_share_requests() {
     }
     let client = client();
     for _ in 0..6 {
-        assert_eq!(get(&client, host.http_addr().unwrap(), "r.test", "/").await.0, 200);
+        assert_eq!(
+            get(&client, host.http_addr().unwrap(), "r.test", "/")
+                .await
+                .0,
+            200
+        );
     }
     let r1 = host.components("r1").unwrap()[0].instantiations;
     let r2 = host.components("r2").unwrap()[0].instantiations;

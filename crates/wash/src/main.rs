@@ -1,1 +1,70 @@
-fn main() {}
+//! The `wash` command-line tool.
+
+mod build;
+mod cli;
+mod commands;
+mod config;
+mod output;
+mod paths;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Build(args) => commands::build::run(&cli.global, args).await,
+            Command::Dev(args) => commands::dev::run(&cli.global, args).await,
+            Command::Inspect(args) => commands::inspect::run(&cli.global, args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The chain on one line; never a backtrace.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; stdout carries results only.
+fn init_logging(cli: &Cli) {
+    let default = match &cli.command {
+        // Dev shows what guests print and why requests fail.
+        Command::Dev(_) => "warn,wash::guest=info",
+        _ => "warn",
+    };
+    let filter = match (&cli.global.log_level, cli.global.verbose) {
+        (Some(level), _) => level.clone(),
+        (None, true) => "info,wash=debug,wash_runtime=debug".to_string(),
+        (None, false) => std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_string()),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+        eprintln!("warning: invalid log filter `{filter}` ({e}); using `{default}`");
+        tracing_subscriber::EnvFilter::new(default)
+    });
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .init();
+}

@@ -85,7 +85,9 @@ impl HandlerState for ComponentInstances {
     type WorkerExpiration = Expiration;
     type WorkerState = FreshInstance;
 
-    async fn instantiate(&self) -> wasmtime::Result<Instance<StoreState, Expiration, FreshInstance>> {
+    async fn instantiate(
+        &self,
+    ) -> wasmtime::Result<Instance<StoreState, Expiration, FreshInstance>> {
         let mut store = self.template.new_store(&self.engine)?;
         // Start functions run under the same deadline as requests.
         store
@@ -171,7 +173,8 @@ impl WorkerState for FreshInstance {
             Ok(()) => InstanceEnd::Clean,
             Err(error) => InstanceEnd::Failed(GuestFailure::of(error)),
         };
-        let watchers = std::mem::take(&mut *self.watchers.lock().unwrap_or_else(|e| e.into_inner()));
+        let watchers =
+            std::mem::take(&mut *self.watchers.lock().unwrap_or_else(|e| e.into_inner()));
         let mut told = false;
         for watcher in watchers {
             // A request still listening reports the failure itself.

@@ -18,12 +18,12 @@ use tracing::{debug, info, warn};
 use wasmtime::component::Component as WasmComponent;
 
 pub use cache::{CacheOutcome, CacheStats};
-pub use instances::HttpWorld;
-pub use limits::{DeadlineExceeded, MemoryLimitExceeded};
-pub use workload::ResolveError;
 use cache::{CompileCache, sha256_hex};
 use epoch::EpochTicker;
 pub(crate) use failure::describe_error;
+pub use instances::HttpWorld;
+pub use limits::{DeadlineExceeded, MemoryLimitExceeded};
+pub use workload::ResolveError;
 
 /// How often the engine's epoch ticks. Deadlines are checked at this grain.
 const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -397,12 +397,12 @@ mod tests {
 
     #[test]
     fn rejects_non_wasm_naming_the_origin() {
-        let err = engine()
-            .compile(b"hello", "demo.wasm", None)
-            .err()
-            .unwrap();
+        let err = engine().compile(b"hello", "demo.wasm", None).err().unwrap();
         assert!(matches!(err, EngineError::NotWasm { .. }));
-        assert!(err.to_string().starts_with("demo.wasm: not a WebAssembly binary"));
+        assert!(
+            err.to_string()
+                .starts_with("demo.wasm: not a WebAssembly binary")
+        );
     }
 
     #[test]

@@ -66,7 +66,9 @@ pub enum ResolveError {
         exports: String,
     },
     /// A volume mount names a volume the workload does not declare.
-    #[error("component `{component}` mounts volume `{volume}`, which the workload does not declare")]
+    #[error(
+        "component `{component}` mounts volume `{volume}`, which the workload does not declare"
+    )]
     UnknownVolume {
         /// Component name.
         component: String,
@@ -94,7 +96,15 @@ impl ProvidedInterfaces {
     /// The WASI P2 and P3 packages the host links from wasmtime-wasi(-http).
     pub(crate) fn wasi() -> Self {
         let mut provided = Self::default();
-        for package in ["io", "clocks", "random", "cli", "filesystem", "sockets", "http"] {
+        for package in [
+            "io",
+            "clocks",
+            "random",
+            "cli",
+            "filesystem",
+            "sockets",
+            "http",
+        ] {
             provided.add("wasi", package, "0.2");
         }
         for package in ["clocks", "random", "cli", "filesystem", "sockets", "http"] {
@@ -170,10 +180,13 @@ pub(crate) struct HttpComponent {
 
 /// How errors name a component.
 pub(crate) fn origin_of(workload: &Workload, component: &Component) -> String {
-    if workload.name.is_empty() {
+    if workload.name.is_empty() || workload.name == component.name {
         format!("component `{}`", component.name)
     } else {
-        format!("component `{}` of workload `{}`", component.name, workload.name)
+        format!(
+            "component `{}` of workload `{}`",
+            component.name, workload.name
+        )
     }
 }
 

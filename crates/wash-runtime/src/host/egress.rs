@@ -172,7 +172,10 @@ mod tests {
         assert!(allowed.allows("API.Example.com.", 80));
         assert!(!allowed.allows("evil-api.example.com", 443));
         assert!(allowed.allows("a.b.svc.local", 443));
-        assert!(!allowed.allows("svc.local", 443), "*.x matches subdomains only");
+        assert!(
+            !allowed.allows("svc.local", 443),
+            "*.x matches subdomains only"
+        );
         assert!(allowed.allows("db.local", 8443));
         assert!(!allowed.allows("db.local", 443));
     }

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use wasmtime::component::Linker;
 
+use self::egress::{NoOutgoingHandler, OutgoingHandler};
+use self::http::{HttpServer, HttpServerBuilder, Ingress, RouteError, Router};
 use crate::engine::instances::HttpWorld;
 use crate::engine::store::StoreState;
 use crate::engine::workload::{
@@ -21,8 +23,6 @@ use crate::engine::workload::{
 };
 use crate::engine::{CacheOutcome, Engine, EngineBuilder, EngineError};
 use crate::types::{VolumeSource, Workload, WorkloadState, WorkloadStatus};
-use self::egress::{NoOutgoingHandler, OutgoingHandler};
-use self::http::{HttpServer, HttpServerBuilder, Ingress, RouteError, Router};
 
 /// Request deadline when neither host nor component sets one.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -175,21 +175,22 @@ impl HostBuilder {
                 None => (None, Arc::new(NoOutgoingHandler)),
             };
         let registry = Arc::new(Registry::default());
-        let server = match (&self.http, &router) {
-            (Some(http), Some(router)) => {
-                let ingress = Ingress {
-                    router: router.clone(),
-                    registry: registry.clone(),
-                };
-                Some(HttpServer::start(http, ingress).await.map_err(|source| {
-                    HostError::Bind {
-                        addr: http.addr,
-                        source,
-                    }
-                })?)
-            }
-            _ => None,
-        };
+        let server =
+            match (&self.http, &router) {
+                (Some(http), Some(router)) => {
+                    let ingress = Ingress {
+                        router: router.clone(),
+                        registry: registry.clone(),
+                    };
+                    Some(HttpServer::start(http, ingress).await.map_err(|source| {
+                        HostError::Bind {
+                            addr: http.addr,
+                            source,
+                        }
+                    })?)
+                }
+                _ => None,
+            };
         Ok(Host {
             inner: Arc::new(HostInner {
                 engine,
@@ -262,9 +263,9 @@ enum Slot {
 impl Slot {
     fn spec(&self) -> &Workload {
         match self {
-            Slot::Starting { spec, .. } | Slot::Running { spec, .. } | Slot::Failed { spec, .. } => {
-                spec
-            }
+            Slot::Starting { spec, .. }
+            | Slot::Running { spec, .. }
+            | Slot::Failed { spec, .. } => spec,
         }
     }
 }
@@ -448,7 +449,11 @@ impl Host {
     }
 
     /// Compiles, links and pre-instantiates every component of a workload.
-    async fn resolve(&self, id: &str, workload: &Arc<Workload>) -> Result<RunningWorkload, HostError> {
+    async fn resolve(
+        &self,
+        id: &str,
+        workload: &Arc<Workload>,
+    ) -> Result<RunningWorkload, HostError> {
         if workload.components.is_empty() {
             return Err(HostError::NoComponents(workload.name.clone()));
         }
@@ -496,10 +501,7 @@ impl Host {
             [] if wants_http => {
                 let component = &components[0];
                 return Err(ResolveError::NoHttpExport {
-                    origin: crate::engine::workload::origin_of(
-                        workload,
-                        &workload.components[0],
-                    ),
+                    origin: crate::engine::workload::origin_of(workload, &workload.components[0]),
                     exports: if component.exports.is_empty() {
                         "(none)".into()
                     } else {
@@ -549,7 +551,9 @@ fn prepare_volumes(
             VolumeSource::HostPath { local_path } => {
                 let path = PathBuf::from(local_path);
                 if !path.is_dir() {
-                    return Err(error(format!("host path `{local_path}` is not a directory")));
+                    return Err(error(format!(
+                        "host path `{local_path}` is not a directory"
+                    )));
                 }
                 path
             }
@@ -582,7 +586,9 @@ impl HostApi for Host {
             Some(Slot::Starting { .. }) => {
                 WorkloadStatus::new(workload_id, WorkloadState::Starting, "")
             }
-            Some(Slot::Running { .. }) => WorkloadStatus::new(workload_id, WorkloadState::Running, ""),
+            Some(Slot::Running { .. }) => {
+                WorkloadStatus::new(workload_id, WorkloadState::Running, "")
+            }
             Some(Slot::Failed { message, .. }) => {
                 WorkloadStatus::new(workload_id, WorkloadState::Error, message.clone())
             }

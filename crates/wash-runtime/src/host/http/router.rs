@@ -106,9 +106,9 @@ struct PrefixRoute {
 impl PrefixRoute {
     fn matches(&self, path: &str) -> bool {
         self.prefix == "/"
-            || path
-                .strip_prefix(self.prefix.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+            || path.strip_prefix(self.prefix.as_str()).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')
+            })
     }
 
     fn pick(&self) -> Option<Arc<str>> {
@@ -128,9 +128,7 @@ impl DynamicRouter {
 
     /// Host names and path prefix a workload asks for, validated.
     fn routes_of(workload: &Workload) -> Result<(Vec<String>, String), RouteError> {
-        let config = workload
-            .host_interface("wasi", "http")
-            .map(|i| &i.config);
+        let config = workload.host_interface("wasi", "http").map(|i| &i.config);
         let host = config
             .and_then(|c| c.get(HOST_KEY))
             .map(|h| h.trim())
@@ -223,12 +221,17 @@ fn normalize_host(raw: &str, key: &'static str, workload: &Workload) -> Result<S
     }
     for label in host.split('.') {
         if label.is_empty() || label.len() > 63 {
-            return Err(invalid("each dot-separated label must have 1 to 63 characters"));
+            return Err(invalid(
+                "each dot-separated label must have 1 to 63 characters",
+            ));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(invalid("a label may not start or end with `-`"));
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(invalid("only letters, digits, `-` and `.` are allowed"));
         }
     }
@@ -285,7 +288,16 @@ mod tests {
     fn routes_by_host_and_aliases_case_insensitively() {
         let router = DynamicRouter::new();
         router
-            .register("a", &workload("a", &[("host", "A.example.com"), ("host-aliases", "alias.test, b.test")]))
+            .register(
+                "a",
+                &workload(
+                    "a",
+                    &[
+                        ("host", "A.example.com"),
+                        ("host-aliases", "alias.test, b.test"),
+                    ],
+                ),
+            )
             .unwrap();
         assert_eq!(router.route("a.example.com", "/").as_deref(), Some("a"));
         assert_eq!(router.route("A.EXAMPLE.COM.", "/x").as_deref(), Some("a"));
@@ -296,14 +308,27 @@ mod tests {
     #[test]
     fn longest_prefix_wins_and_prefix_respects_segments() {
         let router = DynamicRouter::new();
-        router.register("root", &workload("root", &[("host", "api.test")])).unwrap();
-        router.register("v1", &workload("v1", &[("host", "api.test"), ("path", "/v1/")])).unwrap();
         router
-            .register("v1-admin", &workload("v1a", &[("host", "api.test"), ("path", "/v1/admin")]))
+            .register("root", &workload("root", &[("host", "api.test")]))
+            .unwrap();
+        router
+            .register(
+                "v1",
+                &workload("v1", &[("host", "api.test"), ("path", "/v1/")]),
+            )
+            .unwrap();
+        router
+            .register(
+                "v1-admin",
+                &workload("v1a", &[("host", "api.test"), ("path", "/v1/admin")]),
+            )
             .unwrap();
         assert_eq!(router.route("api.test", "/v1").as_deref(), Some("v1"));
         assert_eq!(router.route("api.test", "/v1/users").as_deref(), Some("v1"));
-        assert_eq!(router.route("api.test", "/v1/admin/x").as_deref(), Some("v1-admin"));
+        assert_eq!(
+            router.route("api.test", "/v1/admin/x").as_deref(),
+            Some("v1-admin")
+        );
         assert_eq!(router.route("api.test", "/v10").as_deref(), Some("root"));
         assert_eq!(router.route("api.test", "/").as_deref(), Some("root"));
     }
@@ -311,9 +336,15 @@ mod tests {
     #[test]
     fn replicas_share_requests_and_unregister_removes() {
         let router = DynamicRouter::new();
-        router.register("r1", &workload("r", &[("host", "r.test")])).unwrap();
-        router.register("r2", &workload("r", &[("host", "r.test")])).unwrap();
-        let picks: Vec<_> = (0..4).map(|_| router.route("r.test", "/").unwrap()).collect();
+        router
+            .register("r1", &workload("r", &[("host", "r.test")]))
+            .unwrap();
+        router
+            .register("r2", &workload("r", &[("host", "r.test")]))
+            .unwrap();
+        let picks: Vec<_> = (0..4)
+            .map(|_| router.route("r.test", "/").unwrap())
+            .collect();
         assert_eq!(picks.iter().filter(|p| &***p == "r1").count(), 2);
         router.unregister("r1");
         assert!((0..3).all(|_| router.route("r.test", "/").as_deref() == Some("r2")));
@@ -327,10 +358,18 @@ mod tests {
         let err = router.register("x", &workload("x", &[])).unwrap_err();
         assert!(matches!(err, RouteError::MissingHost { .. }));
         let err = router
-            .register("x", &workload("x", &[("host", "ok.test"), ("host-aliases", "bad_name.test")]))
+            .register(
+                "x",
+                &workload(
+                    "x",
+                    &[("host", "ok.test"), ("host-aliases", "bad_name.test")],
+                ),
+            )
             .unwrap_err();
         assert!(err.to_string().contains("host-aliases"), "{err}");
-        let err = router.register("x", &workload("x", &[("host", "-a.test")])).unwrap_err();
+        let err = router
+            .register("x", &workload("x", &[("host", "-a.test")]))
+            .unwrap_err();
         assert!(matches!(err, RouteError::InvalidHost { .. }));
         let err = router
             .register("x", &workload("x", &[("host", "ok.test"), ("path", "v1")]))

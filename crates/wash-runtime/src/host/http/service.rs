@@ -56,7 +56,8 @@ impl Ingress {
                 .headers_mut()
                 .insert(header::HOST, local_authority.clone());
         }
-        let request = request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+        let request =
+            request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
         let started = Instant::now();
         let http = component.http.as_ref();
         let Some(http) = http else {
@@ -113,7 +114,9 @@ async fn classify(
     if error.is::<ExpirationError>() {
         return answer(&GuestFailure::deadline(), timeout);
     }
-    if let Some(instantiation) = error.downcast_ref::<InstantiationError<futures::channel::oneshot::Sender<InstanceEnd>>>() {
+    if let Some(instantiation) =
+        error.downcast_ref::<InstantiationError<futures::channel::oneshot::Sender<InstanceEnd>>>()
+    {
         let exhausted = instantiation
             .error
             .chain()

@@ -1,0 +1,60 @@
+//! Command-line arguments. Flags become domain types here; each subcommand's
+//! `run` lives in its own module under `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// wash: build, run and inspect WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "wash", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand accepts.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Output format of results.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    #[arg(short = 'l', long = "log-level", global = true, env = "WASH_LOG")]
+    pub log_level: Option<String>,
+
+    /// Run as if started in this directory.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub project_dir: Option<PathBuf>,
+
+    /// Never prompt; fail with a clear message when a value is missing.
+    #[arg(long, global = true)]
+    pub non_interactive: bool,
+
+    /// Show more detail (same as `--log-level debug` for wash itself).
+    #[arg(long, global = true)]
+    pub verbose: bool,
+}
+
+/// How results are printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    Text,
+    /// One JSON document (or one per line for streams of events).
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the project's component and print the artifact's path.
+    Build(crate::commands::build::BuildArgs),
+    /// Build, serve and hot-reload a component on a local host.
+    Dev(crate::commands::dev::DevArgs),
+    /// Show a component's WIT world: what it imports and exports.
+    Inspect(crate::commands::inspect::InspectArgs),
+}

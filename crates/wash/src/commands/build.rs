@@ -1,0 +1,35 @@
+//! `wash build`: build the project's component and print where it is.
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use crate::build::{self, Project};
+use crate::cli::GlobalArgs;
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Skip fetching WIT dependencies (accepted for compatibility).
+    #[arg(long)]
+    pub skip_fetch: bool,
+}
+
+#[derive(Serialize)]
+struct Built {
+    artifact: String,
+}
+
+pub async fn run(global: &GlobalArgs, _args: BuildArgs) -> Result<()> {
+    let project = Project::open(&super::project_dir(global))?;
+    let artifact = build::build(&project).await?;
+    let artifact = artifact.display().to_string();
+    output::emit(
+        global.output,
+        || artifact.clone(),
+        &Built {
+            artifact: artifact.clone(),
+        },
+    );
+    Ok(())
+}

@@ -1,0 +1,438 @@
+//! `wash dev`: build the project (or take a prebuilt component), serve it on
+//! an in-process host, and rebuild and swap it whenever its sources change.
+//!
+//! A swap starts the new version under a new workload id, points the router
+//! at it, then stops the old one: requests in flight finish on the version
+//! they started on. A failed build or start keeps the last good version.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use notify::{RecursiveMode, Watcher};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use wash_runtime::engine::{CacheOutcome, EngineBuilder};
+use wash_runtime::host::http::{DevRouter, HttpServerBuilder};
+use wash_runtime::host::{Host, HostApi, HostBuilder, HostError};
+use wash_runtime::types::{Component, LocalResources, WitInterface, Workload};
+
+use crate::build::{self, Project};
+use crate::cli::{GlobalArgs, OutputFormat};
+use crate::{output, paths};
+
+/// Where `wash dev` serves unless told otherwise.
+const DEFAULT_ADDRESS: &str = "127.0.0.1:8000";
+/// Changes closer together than this are handled as one.
+const DEBOUNCE: Duration = Duration::from_millis(250);
+/// How long in-flight requests may take to finish on exit.
+const DRAIN: Duration = Duration::from_secs(5);
+/// Top-level directories never watched: build output and tooling state.
+const IGNORED_DIRS: [&str; 5] = ["target", ".git", "node_modules", "__pycache__", ".venv"];
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// A project directory or a prebuilt component (.wasm) to serve.
+    /// Defaults to the project in `-C` or the current directory.
+    pub target: Option<PathBuf>,
+
+    /// Address to serve HTTP on.
+    #[arg(long, value_name = "ADDR")]
+    pub address: Option<SocketAddr>,
+
+    /// Request deadline, e.g. `30s` or `500ms`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub request_timeout: Option<Duration>,
+
+    /// Memory limit per instance, in MiB (default 256).
+    #[arg(long, value_name = "MIB")]
+    pub memory_limit_mb: Option<u32>,
+
+    /// Serve once; do not watch for changes.
+    #[arg(long)]
+    pub no_watch: bool,
+}
+
+/// What `wash dev` serves.
+enum Source {
+    /// A project it builds.
+    Project(Project),
+    /// A component built elsewhere.
+    File(PathBuf),
+}
+
+impl Source {
+    fn from_args(global: &GlobalArgs, args: &DevArgs) -> Result<Self> {
+        let target = args
+            .target
+            .clone()
+            .unwrap_or_else(|| super::project_dir(global));
+        if target.is_file() || target.extension().is_some_and(|e| e == "wasm") {
+            let path = target
+                .canonicalize()
+                .with_context(|| format!("cannot open component {}", target.display()))?;
+            return Ok(Source::File(path));
+        }
+        Ok(Source::Project(Project::open(&target)?))
+    }
+
+    /// Builds if needed; the component to serve.
+    async fn artifact(&self) -> Result<PathBuf> {
+        match self {
+            Source::Project(project) => build::build(project).await,
+            Source::File(path) => Ok(path.clone()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Source::Project(project) => project.root.display().to_string(),
+            Source::File(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// Events `wash dev` reports on stdout (one JSON object per line with `-o json`).
+#[derive(Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+enum DevEvent<'a> {
+    Serving {
+        url: String,
+        component: &'a str,
+        compile_cache: &'a str,
+    },
+    Reloaded {
+        component: &'a str,
+        elapsed_ms: u128,
+    },
+    Unchanged {
+        component: &'a str,
+    },
+    BuildFailed {
+        error: String,
+    },
+    ReloadFailed {
+        error: String,
+    },
+    Stopped,
+}
+
+fn report(format: OutputFormat, event: DevEvent<'_>) {
+    let text = || match &event {
+        DevEvent::Serving { url, component, .. } => format!("Serving {component} at {url}"),
+        DevEvent::Reloaded {
+            component,
+            elapsed_ms,
+        } => {
+            format!("Reloaded {component} in {elapsed_ms} ms")
+        }
+        DevEvent::Unchanged { component } => format!("{component} is unchanged"),
+        DevEvent::BuildFailed { error } => {
+            format!("Build failed ({error}); still serving the last good build")
+        }
+        DevEvent::ReloadFailed { error } => {
+            format!("Reload failed: {error}; still serving the last good build")
+        }
+        DevEvent::Stopped => "Stopped".to_string(),
+    };
+    output::emit(format, text, &event);
+}
+
+/// The version currently served.
+struct Deployed {
+    id: String,
+    bytes: Vec<u8>,
+}
+
+struct Dev {
+    host: Host,
+    format: OutputFormat,
+    resources: LocalResources,
+    deployments: u64,
+    current: Option<Deployed>,
+}
+
+impl Dev {
+    /// Starts `artifact` as a new workload and retires the previous one.
+    async fn deploy(&mut self, artifact: &Path) -> Result<Option<CacheOutcome>> {
+        let bytes = std::fs::read(artifact)
+            .with_context(|| format!("cannot read component {}", artifact.display()))?;
+        if self.current.as_ref().is_some_and(|c| c.bytes == bytes) {
+            return Ok(None);
+        }
+        let name = component_name(artifact);
+        self.deployments += 1;
+        let id = format!("dev-{}", self.deployments);
+        let workload = Workload {
+            namespace: "dev".into(),
+            name: name.clone(),
+            components: vec![Component {
+                name: name.clone(),
+                bytes: Some(bytes.clone().into()),
+                local_resources: self.resources.clone(),
+                ..Default::default()
+            }],
+            host_interfaces: vec![WitInterface {
+                namespace: "wasi".into(),
+                package: "http".into(),
+                interfaces: vec!["incoming-handler".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let spinner = output::spinner(format!(
+            "Preparing {name} ({:.1} MB)...",
+            bytes.len() as f64 / 1e6
+        ));
+        let started = self.host.workload_start(&id, workload).await;
+        spinner.finish_and_clear();
+        if let Err(e) = started {
+            // Keep the failed id out of the way of the next attempt.
+            self.host.workload_stop(&id).await;
+            return Err(anyhow::Error::new(e))
+                .with_context(|| format!("cannot serve {}", artifact.display()));
+        }
+        let cache = self
+            .host
+            .components(&id)
+            .and_then(|c| c.first().map(|c| c.cache))
+            .unwrap_or(CacheOutcome::Disabled);
+        if let Some(previous) = self.current.replace(Deployed { id, bytes }) {
+            self.host.workload_stop(&previous.id).await;
+        }
+        Ok(Some(cache))
+    }
+}
+
+fn component_name(artifact: &Path) -> String {
+    artifact
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "component".into())
+}
+
+pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
+    let source = Source::from_args(global, &args)?;
+    let address = match (args.address, &source) {
+        (Some(address), _) => address,
+        (None, Source::Project(project)) => match &project.config.dev.address {
+            Some(address) => address
+                .parse()
+                .with_context(|| format!("`dev.address` `{address}` is not a socket address"))?,
+            None => DEFAULT_ADDRESS.parse()?,
+        },
+        (None, Source::File(_)) => DEFAULT_ADDRESS.parse()?,
+    };
+
+    let artifact = source.artifact().await?;
+
+    let engine = EngineBuilder::new()
+        .with_compile_cache(paths::compile_cache_dir())
+        .build()
+        .context("cannot set up the WebAssembly engine")?;
+    let mut builder = HostBuilder::new()
+        .with_engine(engine)
+        .with_http(HttpServerBuilder::new(address).router(Arc::new(DevRouter::default())));
+    if let Some(timeout) = args.request_timeout {
+        builder = builder.with_request_timeout(timeout);
+    }
+    let host = builder.start().await.map_err(|e| match e {
+        HostError::Bind { addr, source } => anyhow::anyhow!(
+            "cannot listen on {addr}: {source} (is another `wash dev` running? pick another \
+             address with --address)"
+        ),
+        other => other.into(),
+    })?;
+    let url = format!(
+        "http://{}/",
+        host.http_addr().context("the host has no HTTP address")?
+    );
+
+    let mut dev = Dev {
+        host,
+        format: global.output,
+        resources: LocalResources {
+            memory_limit_mb: args.memory_limit_mb.map(|m| m as i32).unwrap_or(0),
+            ..Default::default()
+        },
+        deployments: 0,
+        current: None,
+    };
+    let cache = dev
+        .deploy(&artifact)
+        .await?
+        .unwrap_or(CacheOutcome::Disabled);
+    let name = component_name(&artifact);
+    report(
+        dev.format,
+        DevEvent::Serving {
+            url,
+            component: &name,
+            compile_cache: match cache {
+                CacheOutcome::Hit => "hit",
+                CacheOutcome::Miss => "miss",
+                CacheOutcome::Disabled => "disabled",
+            },
+        },
+    );
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    if args.no_watch {
+        shutdown.await;
+    } else {
+        let (_watcher, mut changes) = watch(&source)?;
+        eprintln!("Watching {} for changes", source.describe());
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                change = changes.recv() => {
+                    if change.is_none() {
+                        break;
+                    }
+                    debounce(&mut changes).await;
+                    reload(&mut dev, &source).await;
+                }
+            }
+        }
+    }
+    dev.host.shutdown(DRAIN).await;
+    report(dev.format, DevEvent::Stopped);
+    Ok(())
+}
+
+async fn reload(dev: &mut Dev, source: &Source) {
+    let started = Instant::now();
+    let artifact = match source.artifact().await {
+        Ok(artifact) => artifact,
+        Err(e) => {
+            report(
+                dev.format,
+                DevEvent::BuildFailed {
+                    error: format!("{e:#}"),
+                },
+            );
+            return;
+        }
+    };
+    let name = component_name(&artifact);
+    match dev.deploy(&artifact).await {
+        Ok(Some(_)) => report(
+            dev.format,
+            DevEvent::Reloaded {
+                component: &name,
+                elapsed_ms: started.elapsed().as_millis(),
+            },
+        ),
+        Ok(None) => report(dev.format, DevEvent::Unchanged { component: &name }),
+        Err(e) => report(
+            dev.format,
+            DevEvent::ReloadFailed {
+                error: format!("{e:#}"),
+            },
+        ),
+    }
+}
+
+/// Swallows the burst of events an editor or compiler makes for one change.
+async fn debounce(changes: &mut mpsc::UnboundedReceiver<()>) {
+    loop {
+        match tokio::time::timeout(DEBOUNCE, changes.recv()).await {
+            Ok(Some(())) => continue,
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+/// Watches the sources (or the prebuilt file); each relevant change sends ().
+fn watch(source: &Source) -> Result<(notify::RecommendedWatcher, mpsc::UnboundedReceiver<()>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (root, only_file) = match source {
+        Source::Project(project) => (project.root.clone(), None),
+        Source::File(path) => (
+            path.parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+            Some(path.clone()),
+        ),
+    };
+    let ignored_roots: Vec<PathBuf> = IGNORED_DIRS.iter().map(|d| root.join(d)).collect();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if matches!(event.kind, notify::EventKind::Access(_)) {
+            return;
+        }
+        let relevant = event.paths.iter().any(|path| match &only_file {
+            Some(file) => path == file,
+            None => {
+                !ignored_roots
+                    .iter()
+                    .any(|ignored| path.starts_with(ignored))
+                    && !is_editor_noise(path)
+            }
+        });
+        if relevant {
+            let _ = tx.send(());
+        }
+    })
+    .context("cannot watch for file changes")?;
+
+    match source {
+        Source::File(_) => watcher.watch(&root, RecursiveMode::NonRecursive)?,
+        Source::Project(_) => {
+            // Top-level files, then each source directory recursively: build
+            // output (target/) is never watched, which keeps inotify cheap.
+            watcher.watch(&root, RecursiveMode::NonRecursive)?;
+            for entry in std::fs::read_dir(&root)? {
+                let path = entry?.path();
+                let skip = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| IGNORED_DIRS.contains(&n));
+                if path.is_dir() && !skip {
+                    watcher.watch(&path, RecursiveMode::Recursive)?;
+                }
+            }
+        }
+    }
+    Ok((watcher, rx))
+}
+
+/// Swap and backup files editors write next to the real ones.
+fn is_editor_noise(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name.starts_with(".#")
+        || name == "4913"
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,181 @@
+//! `wash dev` end to end: the real binary, real builds, real HTTP.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{Running, assert_clean_error, fixture, get, hello_project, run, url_in, wash};
+
+/// The first build in a fresh target dir compiles the guest's dependencies.
+const FIRST_BUILD: Duration = Duration::from_secs(600);
+const REBUILD: Duration = Duration::from_secs(180);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_serves_reloads_on_edit_and_survives_a_broken_build() {
+    let project = hello_project();
+    let mut command = wash();
+    command
+        .args(["dev", "--address", "127.0.0.1:0", "-C"])
+        .arg(project.path());
+    let dev = Running::spawn(command);
+    let url = url_in(
+        &dev.wait_for("Serving http_hello_world at", FIRST_BUILD)
+            .await,
+    );
+    assert_eq!(get(&url).await, (200, "Hello from wash!\n".into()));
+
+    // Requests keep flowing while the new version is built and swapped in.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stream = tokio::spawn({
+        let (url, stop) = (url.clone(), stop.clone());
+        async move {
+            let mut bodies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                bodies.push(get(&url).await);
+            }
+            bodies
+        }
+    });
+
+    let source = project.path().join("src/lib.rs");
+    let original = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(
+        &source,
+        original.replace("Hello from wash!", "Hello, edited!"),
+    )
+    .unwrap();
+    dev.wait_for("Reloaded http_hello_world", REBUILD).await;
+    assert_eq!(get(&url).await, (200, "Hello, edited!\n".into()));
+
+    stop.store(true, Ordering::Relaxed);
+    let bodies = stream.await.unwrap();
+    assert!(
+        bodies.iter().all(|(status, _)| *status == 200),
+        "{bodies:?}"
+    );
+    assert!(bodies.iter().any(|(_, b)| b == "Hello from wash!\n"));
+
+    // A broken edit: the compiler error is shown, the last good build serves.
+    std::fs::write(&source, format!("{original}\nfn broken( {{")).unwrap();
+    dev.wait_for("Build failed", REBUILD).await;
+    assert_eq!(get(&url).await, (200, "Hello, edited!\n".into()));
+    let compiler_said = dev
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("error"));
+    assert!(compiler_said, "the compiler error reaches the user");
+
+    // And fixing it recovers.
+    std::fs::write(&source, original.replace("Hello from wash!", "Fixed!")).unwrap();
+    dev.wait_for_nth("Reloaded http_hello_world", 2, REBUILD)
+        .await;
+    assert_eq!(get(&url).await, (200, "Fixed!\n".into()));
+
+    assert!(dev.terminate().await, "wash dev exits cleanly on SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_serves_a_prebuilt_component_and_reloads_it_when_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.wasm");
+    std::fs::copy(fixture("http_hello_world"), &app).unwrap();
+    let mut command = wash();
+    command.args(["dev", "--address", "127.0.0.1:0"]).arg(&app);
+    let dev = Running::spawn(command);
+    let url = url_in(&dev.wait_for("Serving app at", REBUILD).await);
+    assert_eq!(get(&url).await, (200, "Hello from wash!\n".into()));
+
+    // Toolchains often write a new file and rename it over the old one.
+    let staged = dir.path().join("app.wasm.partial");
+    std::fs::copy(fixture("http_hello_p3"), &staged).unwrap();
+    std::fs::rename(&staged, &app).unwrap();
+    dev.wait_for("Reloaded app", REBUILD).await;
+    let (status, body) = get(&format!("{url}p3")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "Hello from a P3 component! path=/p3\n");
+
+    // A broken replacement keeps the good one serving.
+    std::fs::write(&app, b"\0asm garbage").unwrap();
+    dev.wait_for("Reload failed", REBUILD).await;
+    assert_eq!(get(&url).await.0, 200);
+    assert!(dev.terminate().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_reports_bad_components_by_file_and_interface() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"definitely not wasm").unwrap();
+
+    let cases = [
+        (junk.clone(), vec!["junk.wasm", "not a WebAssembly binary"]),
+        (
+            fixture("cli-hello"),
+            vec!["cli-hello.wasm", "exports no HTTP handler"],
+        ),
+        (
+            fixture("imports_unknown"),
+            vec!["imports_unknown.wasm", "example:missing/greeter@0.1.0"],
+        ),
+    ];
+    for (file, expected) in cases {
+        let file = file.to_str().unwrap().to_string();
+        let finished = run(
+            &["dev", "--no-watch", "--address", "127.0.0.1:0", &file],
+            None,
+        )
+        .await;
+        assert_clean_error(&finished);
+        for needle in expected {
+            assert!(
+                finished.stderr.contains(needle),
+                "`{needle}` missing: {}",
+                finished.stderr
+            );
+        }
+        assert_eq!(
+            finished.stderr.matches("error:").count(),
+            1,
+            "one error: {}",
+            finished.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_falls_back_from_pooling_when_address_space_is_short() {
+    let app = fixture("http_hello_world");
+    // 16 GB of address space: far too little for the instance pool, enough
+    // for on-demand instances.
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 16000000 && exec {} dev --no-watch --address 127.0.0.1:0 {}",
+            env!("CARGO_BIN_EXE_wash"),
+            app.display()
+        ))
+        .env("WASH_CACHE_DIR", tempfile::tempdir().unwrap().keep())
+        .kill_on_drop(true);
+    let dev = Running::spawn(command);
+    let url = url_in(&dev.wait_for("Serving", REBUILD).await);
+    assert_eq!(get(&url).await, (200, "Hello from wash!\n".into()));
+    let fallback: Vec<_> = dev
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("pooling allocator unavailable"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        fallback.len(),
+        1,
+        "one log line about the fallback: {fallback:?}"
+    );
+    assert!(dev.terminate().await);
+}

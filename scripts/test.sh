@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, builds the guest
+# components, then runs formatting and lint checks and every test.
+# Works on a fresh machine with rustup; CI (.ci/run) calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Rust toolchain pieces"
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2
+fi
+for component in clippy rustfmt; do
+    if ! rustup component list --installed | grep -q "^${component}"; then
+        rustup component add "$component"
+    fi
+done
+
+step "Guest components (components/, wasm32-wasip2)"
+cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml
+
+step "Formatting"
+cargo fmt --all --check
+cargo fmt --all --check --manifest-path components/Cargo.toml
+
+step "Lints"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "Tests"
+cargo test --workspace
