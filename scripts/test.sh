@@ -20,6 +20,9 @@ done
 step "Guest components (components/, wasm32-wasip2)"
 cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml
 
+step "Python guest (componentize-py from PyPI)"
+components/python-hello/build.sh
+
 step "Formatting"
 cargo fmt --all --check
 cargo fmt --all --check --manifest-path components/Cargo.toml

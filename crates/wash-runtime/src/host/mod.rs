@@ -19,7 +19,7 @@ use self::http::{HttpServer, HttpServerBuilder, Ingress, RouteError, Router};
 use crate::engine::instances::HttpWorld;
 use crate::engine::store::StoreState;
 use crate::engine::workload::{
-    ProvidedInterfaces, ResolveContext, ResolveError, ResolvedComponent,
+    HttpComponent, ProvidedInterfaces, ResolveContext, ResolveError, ResolvedComponent,
 };
 use crate::engine::{CacheOutcome, Engine, EngineBuilder, EngineError};
 use crate::types::{VolumeSource, Workload, WorkloadState, WorkloadStatus};
@@ -297,9 +297,10 @@ pub(crate) struct RunningWorkload {
 }
 
 impl RunningWorkload {
-    /// The component that serves HTTP, if any.
-    pub(crate) fn http_component(&self) -> Option<&ResolvedComponent> {
-        self.http_index.map(|i| &self.components[i])
+    /// The HTTP side of the component that serves HTTP, if any.
+    pub(crate) fn http(&self) -> Option<&HttpComponent> {
+        self.http_index
+            .and_then(|i| self.components[i].http.as_ref())
     }
 }
 

@@ -31,12 +31,21 @@ impl Ingress {
         mut request: Request<Incoming>,
         local_authority: &HeaderValue,
     ) -> Response<WasiBody> {
-        let host = request_host(&request).to_string();
-        let Some(workload_id) = self.router.route(&host, request.uri().path()) else {
-            return plain(
-                StatusCode::NOT_FOUND,
-                format!("no workload is routed for host `{host}`\n"),
-            );
+        // Routing borrows the request; only a miss allocates.
+        let routed = {
+            let host = request_host(&request);
+            self.router
+                .route(host, request.uri().path())
+                .ok_or_else(|| host.to_string())
+        };
+        let workload_id = match routed {
+            Ok(id) => id,
+            Err(host) => {
+                return plain(
+                    StatusCode::NOT_FOUND,
+                    format!("no workload is routed for host `{host}`\n"),
+                );
+            }
         };
         let Some(workload) = self.registry.running(&workload_id) else {
             return plain(
@@ -44,7 +53,7 @@ impl Ingress {
                 format!("workload `{workload_id}` is not running\n"),
             );
         };
-        let Some(component) = workload.http_component() else {
+        let Some(http) = workload.http() else {
             return plain(
                 StatusCode::NOT_FOUND,
                 format!("workload `{workload_id}` serves no HTTP\n"),
@@ -59,10 +68,6 @@ impl Ingress {
         let request =
             request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
         let started = Instant::now();
-        let http = component.http.as_ref();
-        let Some(http) = http else {
-            return plain(StatusCode::NOT_FOUND, "no HTTP handler\n".into());
-        };
         let (watcher, watch) = instance_watch();
         match http.handler.handle(watcher, request).await {
             Ok(response) => response,
