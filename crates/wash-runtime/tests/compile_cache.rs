@@ -11,11 +11,11 @@ use wash_runtime::host::http::{DevRouter, HttpServerBuilder};
 use wash_runtime::host::{Host, HostApi, HostBuilder};
 
 async fn host_with_cache(dir: &std::path::Path) -> Host {
-    let engine = EngineBuilder::new()
-        .with_max_instances(16)
-        .with_compile_cache(dir)
-        .build()
-        .unwrap();
+    host_with(EngineBuilder::new().with_compile_cache(dir)).await
+}
+
+async fn host_with(engine: EngineBuilder) -> Host {
+    let engine = engine.with_max_instances(16).build().unwrap();
     HostBuilder::new()
         .with_engine(engine)
         .with_http(
@@ -74,17 +74,12 @@ async fn different_engine_settings_do_not_share_artifacts() {
         .unwrap();
 
     // Fuel changes generated code: its artifact must be a different one.
-    let fueled = EngineBuilder::new()
-        .with_max_instances(16)
-        .with_fuel(u64::MAX)
-        .with_compile_cache(dir.path())
-        .build()
-        .unwrap();
-    let host = HostBuilder::new()
-        .with_engine(fueled)
-        .start()
-        .await
-        .unwrap();
+    let host = host_with(
+        EngineBuilder::new()
+            .with_fuel(u64::MAX)
+            .with_compile_cache(dir.path()),
+    )
+    .await;
     host.workload_start("hello", workload).await.unwrap();
     assert_eq!(
         host.engine().cache_stats(),
