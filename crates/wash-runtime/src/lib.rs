@@ -36,4 +36,5 @@
 
 pub mod engine;
 pub mod host;
+pub mod tls;
 pub mod types;

@@ -14,6 +14,8 @@ use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // Before anything can open a TLS connection: aws-lc-rs, never ring.
+    wash_runtime::tls::init_crypto();
     let cli = Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -56,6 +56,9 @@ pub enum EngineError {
     /// The epoch ticker thread could not be started.
     #[error("cannot start the epoch ticker thread: {0}")]
     Ticker(std::io::Error),
+    /// The default TLS provider could not be set up.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The bytes are not WebAssembly at all.
     #[error("{origin}: not a WebAssembly binary (it does not start with the `\\0asm` magic)")]
     NotWasm {
@@ -101,13 +104,27 @@ pub enum EngineError {
 ///     .build()?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EngineBuilder {
     pooling: bool,
     max_instances: u32,
     fuel: Option<u64>,
     cache_dir: Option<PathBuf>,
     epoch_tick: Duration,
+    #[cfg(feature = "wasi-tls")]
+    tls_provider: Option<Arc<dyn crate::tls::wasi::TlsProvider>>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("pooling", &self.pooling)
+            .field("max_instances", &self.max_instances)
+            .field("fuel", &self.fuel)
+            .field("cache_dir", &self.cache_dir)
+            .field("epoch_tick", &self.epoch_tick)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for EngineBuilder {
@@ -125,7 +142,18 @@ impl EngineBuilder {
             fuel: None,
             cache_dir: None,
             epoch_tick: DEFAULT_EPOCH_TICK,
+            #[cfg(feature = "wasi-tls")]
+            tls_provider: None,
         }
+    }
+
+    /// Replaces the default `wasi:tls` provider (rustls on aws-lc-rs with
+    /// webpki roots) for every workload of this engine: a custom root
+    /// store, certificate pinning, or another TLS backend.
+    #[cfg(feature = "wasi-tls")]
+    pub fn with_tls_provider(mut self, provider: Arc<dyn crate::tls::wasi::TlsProvider>) -> Self {
+        self.tls_provider = Some(provider);
+        self
     }
 
     /// Use (default) or skip the pooling instance allocator. Where the
@@ -205,6 +233,11 @@ impl EngineBuilder {
         };
         let ticker =
             EpochTicker::spawn(engine.weak(), self.epoch_tick).map_err(EngineError::Ticker)?;
+        #[cfg(feature = "wasi-tls")]
+        let tls_provider = match self.tls_provider {
+            Some(provider) => provider,
+            None => Arc::new(crate::tls::wasi::RustlsTlsProvider::new()?),
+        };
         debug!(pooling, max_instances = self.max_instances, "engine ready");
         Ok(Engine {
             inner: Arc::new(EngineInner {
@@ -212,6 +245,8 @@ impl EngineBuilder {
                 cache,
                 fuel: self.fuel,
                 pooling,
+                #[cfg(feature = "wasi-tls")]
+                tls_provider,
                 _ticker: ticker,
             }),
         })
@@ -236,6 +271,8 @@ struct EngineInner {
     cache: Option<CompileCache>,
     fuel: Option<u64>,
     pooling: bool,
+    #[cfg(feature = "wasi-tls")]
+    tls_provider: Arc<dyn crate::tls::wasi::TlsProvider>,
     // Last field: dropped after the engine handle it ticks.
     _ticker: EpochTicker,
 }
@@ -281,6 +318,11 @@ impl Engine {
 
     pub(crate) fn fuel(&self) -> Option<u64> {
         self.inner.fuel
+    }
+
+    #[cfg(feature = "wasi-tls")]
+    pub(crate) fn tls_provider(&self) -> &Arc<dyn crate::tls::wasi::TlsProvider> {
+        &self.inner.tls_provider
     }
 
     /// Validates and compiles a component, or loads it from the cache.

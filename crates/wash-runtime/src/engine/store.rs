@@ -21,6 +21,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::Engine;
 use super::limits::{Deadline, DeadlineExceeded, StoreLimits};
 use crate::host::egress::GuestEgress;
+use crate::host::egress::sockets::SocketPolicy;
 
 /// Who a guest is, for log lines and policy decisions.
 #[derive(Debug)]
@@ -45,6 +46,9 @@ pub(crate) struct InstanceTemplate {
     pub(crate) preopens: Vec<Preopen>,
     pub(crate) memory_limit: usize,
     pub(crate) egress: GuestEgress,
+    pub(crate) sockets: Arc<SocketPolicy>,
+    /// Whether `wasi:sockets/ip-name-lookup` may be used.
+    pub(crate) name_lookups: bool,
     /// Stores alive on the host, for leak checks and metrics.
     pub(crate) live: Arc<AtomicUsize>,
 }
@@ -57,6 +61,8 @@ pub(crate) struct StoreState {
     egress: GuestEgress,
     limits: StoreLimits,
     pub(crate) deadline: Deadline,
+    #[cfg(feature = "wasi-tls")]
+    tls: wasmtime_wasi_tls::WasiTlsCtx,
     _live: LiveGuard,
 }
 
@@ -84,6 +90,16 @@ impl WasiView for StoreState {
 impl WasiHttpView for StoreState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         self.http_view()
+    }
+}
+
+#[cfg(feature = "wasi-tls")]
+impl wasmtime_wasi_tls::WasiTlsView for StoreState {
+    fn tls(&mut self) -> wasmtime_wasi_tls::WasiTlsCtxView<'_> {
+        wasmtime_wasi_tls::WasiTlsCtxView {
+            ctx: &mut self.tls,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -118,6 +134,16 @@ impl InstanceTemplate {
             };
             wasi.preopened_dir(&dir.host, &dir.guest, perms)?;
         }
+        // Every socket address goes through the component's policy, which
+        // also logs what it refuses.
+        let sockets = self.sockets.clone();
+        wasi.allow_tcp(true)
+            .allow_udp(true)
+            .allow_ip_name_lookup(self.name_lookups)
+            .socket_addr_check(move |addr, use_| {
+                let sockets = sockets.clone();
+                Box::pin(async move { sockets.allows(addr, use_).await })
+            });
         let state = StoreState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
@@ -125,6 +151,12 @@ impl InstanceTemplate {
             egress: self.egress.clone(),
             limits: StoreLimits::new(self.memory_limit),
             deadline: Deadline::default(),
+            #[cfg(feature = "wasi-tls")]
+            tls: wasmtime_wasi_tls::WasiTlsCtxBuilder::new()
+                .provider(Box::new(crate::tls::wasi::SharedProvider(
+                    engine.tls_provider().clone(),
+                )))
+                .build(),
             _live: LiveGuard::new(&self.live),
         };
         let mut store = Store::new(engine.wasmtime(), state);

@@ -11,6 +11,7 @@ use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 use super::instances::{ComponentInstances, HttpWorld};
 use super::store::{GuestLabels, InstanceTemplate, Preopen, StoreState};
 use super::{CacheOutcome, CompiledComponent, Engine, EngineError};
+use crate::host::egress::sockets::SocketPolicy;
 use crate::host::egress::{AllowedHosts, GuestEgress, OutgoingHandler, OutgoingRequestContext};
 use crate::types::{Component, Workload};
 
@@ -65,6 +66,14 @@ pub enum ResolveError {
         /// What it does export.
         exports: String,
     },
+    /// A loopback port in `allowed_host_loopback_ports` is not a port.
+    #[error("component `{component}`: `{value}` in allowedHostLoopbackPorts is not a port number")]
+    InvalidPort {
+        /// Component name.
+        component: String,
+        /// The offending value.
+        value: String,
+    },
     /// A volume mount names a volume the workload does not declare.
     #[error(
         "component `{component}` mounts volume `{volume}`, which the workload does not declare"
@@ -110,6 +119,8 @@ impl ProvidedInterfaces {
         for package in ["clocks", "random", "cli", "filesystem", "sockets", "http"] {
             provided.add("wasi", package, "0.3");
         }
+        #[cfg(feature = "wasi-tls")]
+        provided.add("wasi", "tls", "0.3");
         provided
     }
 
@@ -158,6 +169,9 @@ pub(crate) struct ResolveContext<'a> {
     pub(crate) outgoing: Arc<dyn OutgoingHandler>,
     pub(crate) default_timeout: Duration,
     pub(crate) live: Arc<AtomicUsize>,
+    /// Whether guests may reach private and special address ranges through
+    /// host names.
+    pub(crate) allow_private: bool,
     /// Host directories backing each declared volume, by volume name.
     pub(crate) volumes: &'a [(String, std::path::PathBuf)],
 }
@@ -308,6 +322,23 @@ impl ResolveContext<'_> {
             workload_id: self.workload_id.clone(),
             component: name.clone(),
         });
+        let loopback_ports = resources
+            .allowed_host_loopback_ports
+            .iter()
+            .map(|p| {
+                p.trim()
+                    .parse::<u16>()
+                    .map_err(|_| ResolveError::InvalidPort {
+                        component: component.name.clone(),
+                        value: p.clone(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let allowed = Arc::new(AllowedHosts::new(&resources.allowed_hosts));
+        let context = Arc::new(OutgoingRequestContext {
+            workload_id: self.workload_id.clone(),
+            component: name,
+        });
         Ok(InstanceTemplate {
             labels,
             env: resources
@@ -319,12 +350,16 @@ impl ResolveContext<'_> {
             memory_limit: resources.memory_limit_bytes(),
             egress: GuestEgress {
                 handler: self.outgoing.clone(),
-                allowed: Arc::new(AllowedHosts::new(&resources.allowed_hosts)),
-                context: Arc::new(OutgoingRequestContext {
-                    workload_id: self.workload_id.clone(),
-                    component: name,
-                }),
+                allowed: allowed.clone(),
+                context: context.clone(),
             },
+            sockets: Arc::new(SocketPolicy {
+                allowed,
+                loopback_ports,
+                allow_private: self.allow_private,
+                context,
+            }),
+            name_lookups: !resources.allowed_ip_name_lookups.is_empty(),
             live: self.live.clone(),
         })
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use wasmtime::component::Linker;
 
-use self::egress::{NoOutgoingHandler, OutgoingHandler};
+use self::egress::{DefaultOutgoingHandler, OutgoingHandler};
 use self::http::{HttpServer, HttpServerBuilder, Ingress, RouteError, Router};
 use crate::engine::instances::HttpWorld;
 use crate::engine::store::StoreState;
@@ -37,6 +37,9 @@ pub enum HostError {
     /// Setting up the host's linker failed.
     #[error("cannot link WASI into the host: {0}")]
     Linker(String),
+    /// The default outbound HTTP client could not be set up.
+    #[error("cannot set up outbound HTTP: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The HTTP server could not bind its address.
     #[error("cannot listen for HTTP on {addr}: {source}")]
     Bind {
@@ -126,6 +129,7 @@ pub struct HostBuilder {
     engine: Option<Engine>,
     http: Option<HttpServerBuilder>,
     request_timeout: Duration,
+    allow_private_networks: bool,
 }
 
 impl Default for HostBuilder {
@@ -141,7 +145,16 @@ impl HostBuilder {
             engine: None,
             http: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            allow_private_networks: false,
         }
+    }
+
+    /// Lets guests' sockets reach private and special address ranges
+    /// through host names in `allowed_hosts` (off by default: a name that
+    /// resolves into such a range does not open it).
+    pub fn with_private_network_egress(mut self, allow: bool) -> Self {
+        self.allow_private_networks = allow;
+        self
     }
 
     /// Uses this engine (to share it, or to configure it).
@@ -169,10 +182,11 @@ impl HostBuilder {
             None => EngineBuilder::new().build()?,
         };
         let linker = base_linker(&engine).map_err(|e| HostError::Linker(format!("{e:#}")))?;
-        let (router, outgoing): (Option<Arc<dyn Router>>, Arc<dyn OutgoingHandler>) =
-            match &self.http {
-                Some(http) => (Some(http.router.clone()), http.outgoing.clone()),
-                None => (None, Arc::new(NoOutgoingHandler)),
+        let router = self.http.as_ref().map(|http| http.router.clone());
+        let outgoing: Arc<dyn OutgoingHandler> =
+            match self.http.as_ref().and_then(|http| http.outgoing.clone()) {
+                Some(outgoing) => outgoing,
+                None => Arc::new(DefaultOutgoingHandler::builder().build()?),
             };
         let registry = Arc::new(Registry::default());
         let server =
@@ -200,6 +214,7 @@ impl HostBuilder {
                 router,
                 outgoing,
                 request_timeout: self.request_timeout,
+                allow_private_networks: self.allow_private_networks,
                 http_addr: server.as_ref().map(|s| s.local_addr),
                 server: tokio::sync::Mutex::new(server),
                 live: Arc::new(AtomicUsize::new(0)),
@@ -216,6 +231,8 @@ fn base_linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    #[cfg(feature = "wasi-tls")]
+    wasmtime_wasi_tls::p3::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -233,6 +250,7 @@ struct HostInner {
     router: Option<Arc<dyn Router>>,
     outgoing: Arc<dyn OutgoingHandler>,
     request_timeout: Duration,
+    allow_private_networks: bool,
     http_addr: Option<SocketAddr>,
     server: tokio::sync::Mutex<Option<HttpServer>>,
     live: Arc<AtomicUsize>,
@@ -477,6 +495,7 @@ impl Host {
                     outgoing: inner.outgoing.clone(),
                     default_timeout: inner.request_timeout,
                     live: inner.live.clone(),
+                    allow_private: inner.allow_private_networks,
                     volumes: &volumes,
                 };
                 let component = &spec.components[index];
@@ -602,6 +621,7 @@ impl HostApi for Host {
         if let Some(router) = &self.inner.router {
             router.unregister(workload_id);
         }
+        self.inner.outgoing.workload_stopped(workload_id);
         match removed {
             None => WorkloadStatus::new(workload_id, WorkloadState::NotFound, ""),
             Some(slot) => {

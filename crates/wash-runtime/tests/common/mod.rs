@@ -1,6 +1,8 @@
 //! Shared test harness: fixture components, hosts on loopback, an HTTP client.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod upstream;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -16,8 +16,10 @@ use notify::{RecursiveMode, Watcher};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use wash_runtime::engine::{CacheOutcome, EngineBuilder};
+use wash_runtime::host::egress::DefaultOutgoingHandler;
 use wash_runtime::host::http::{DevRouter, HttpServerBuilder};
 use wash_runtime::host::{Host, HostApi, HostBuilder, HostError};
+use wash_runtime::tls::TrustRoots;
 use wash_runtime::types::{Component, LocalResources, WitInterface, Workload};
 
 use crate::build::{self, Project};
@@ -50,6 +52,16 @@ pub struct DevArgs {
     /// Memory limit per instance, in MiB (default 256).
     #[arg(long, value_name = "MIB")]
     pub memory_limit_mb: Option<u32>,
+
+    /// Hosts the component may reach over HTTP: `host`, `*.suffix` or
+    /// `host:port` (repeatable; none by default).
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    pub allowed_hosts: Vec<String>,
+
+    /// Extra CA certificates (PEM) to trust for outbound HTTPS, on top of
+    /// the webpki roots (repeatable).
+    #[arg(long = "http-client-ca-path", value_name = "FILE")]
+    pub http_client_ca_paths: Vec<PathBuf>,
 
     /// Serve once; do not watch for changes.
     #[arg(long)]
@@ -233,9 +245,19 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
         .with_compile_cache(paths::compile_cache_dir())
         .build()
         .context("cannot set up the WebAssembly engine")?;
-    let mut builder = HostBuilder::new()
-        .with_engine(engine)
-        .with_http(HttpServerBuilder::new(address).router(Arc::new(DevRouter::default())));
+    let trust = args
+        .http_client_ca_paths
+        .iter()
+        .fold(TrustRoots::webpki(), |roots, path| roots.with_ca_file(path));
+    let outgoing = DefaultOutgoingHandler::builder()
+        .trust(trust)
+        .build()
+        .context("cannot set up outbound HTTP (check --http-client-ca-path)")?;
+    let mut builder = HostBuilder::new().with_engine(engine).with_http(
+        HttpServerBuilder::new(address)
+            .router(Arc::new(DevRouter::default()))
+            .outgoing_handler(Arc::new(outgoing)),
+    );
     if let Some(timeout) = args.request_timeout {
         builder = builder.with_request_timeout(timeout);
     }
@@ -256,6 +278,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
         format: global.output,
         resources: LocalResources {
             memory_limit_mb: args.memory_limit_mb.map(|m| m as i32).unwrap_or(0),
+            allowed_hosts: args.allowed_hosts.clone(),
             ..Default::default()
         },
         deployments: 0,

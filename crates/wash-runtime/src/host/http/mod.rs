@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 pub use router::{DevRouter, DynamicRouter, RouteError, Router};
 pub(crate) use service::Ingress;
 
-use crate::host::egress::{NoOutgoingHandler, OutgoingHandler};
+use crate::host::egress::OutgoingHandler;
 
 /// Default cap on open client connections.
 const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -40,7 +40,7 @@ const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct HttpServerBuilder {
     pub(crate) addr: SocketAddr,
     pub(crate) router: Arc<dyn Router>,
-    pub(crate) outgoing: Arc<dyn OutgoingHandler>,
+    pub(crate) outgoing: Option<Arc<dyn OutgoingHandler>>,
     pub(crate) max_connections: usize,
     pub(crate) header_read_timeout: Duration,
 }
@@ -51,7 +51,7 @@ impl HttpServerBuilder {
         Self {
             addr,
             router: Arc::new(DynamicRouter::new()),
-            outgoing: Arc::new(NoOutgoingHandler),
+            outgoing: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
@@ -63,9 +63,11 @@ impl HttpServerBuilder {
         self
     }
 
-    /// Sends every outbound HTTP request of every guest.
+    /// Sends every outbound HTTP request of every guest (that passed its
+    /// component's `allowed_hosts`), replacing the default
+    /// [`DefaultOutgoingHandler`](crate::host::egress::DefaultOutgoingHandler).
     pub fn outgoing_handler(mut self, handler: Arc<dyn OutgoingHandler>) -> Self {
-        self.outgoing = handler;
+        self.outgoing = Some(handler);
         self
     }
 
