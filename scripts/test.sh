@@ -27,8 +27,20 @@ step "Formatting"
 cargo fmt --all --check
 cargo fmt --all --check --manifest-path components/Cargo.toml
 
+step "Crypto: ring must not be built (rustls runs on aws-lc-rs)"
+# cargo tree prints nothing (to stderr, "nothing to print") when no crate
+# depends on ring for any target, feature or edge kind.
+ring_users=$(cargo tree -i ring --workspace --all-features --target all -e normal,build,dev 2>/dev/null || true)
+if [ -n "$ring_users" ]; then
+    echo "ring is back in the dependency tree:" >&2
+    echo "$ring_users" >&2
+    exit 1
+fi
+echo "ok: no crate depends on ring"
+
 step "Lints"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "Tests"
-cargo test --workspace
+cargo test --workspace --all-features

@@ -179,3 +179,111 @@ async fn dev_falls_back_from_pooling_when_address_space_is_short() {
     );
     assert!(dev.terminate().await);
 }
+
+/// An HTTPS server on loopback with a certificate for `localhost` signed by a
+/// CA written to `ca.pem` in `dir`; answers every request with `secret`.
+async fn https_upstream(dir: &std::path::Path) -> (std::net::SocketAddr, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut request = vec![0u8; 4096];
+                let _ = tls.read(&mut request).await;
+                let _ = tls
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nsecret",
+                    )
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (addr, ca_file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_trusts_extra_cas_for_outbound_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, ca_file) = https_upstream(dir.path()).await;
+    let url = format!("https://localhost:{}/", upstream.port());
+    let allow = format!("localhost:{}", upstream.port());
+    let client = fixture("http_client");
+
+    // With the CA: the component reaches the upstream.
+    let mut command = wash();
+    command
+        .args(["dev", "--no-watch", "--address", "127.0.0.1:0"])
+        .args(["--env", &format!("URL={url}"), "--allow-host", &allow])
+        .arg("--http-client-ca-path")
+        .arg(&ca_file)
+        .arg(&client);
+    let dev = Running::spawn(command);
+    let serving = url_in(&dev.wait_for("Serving", REBUILD).await);
+    assert_eq!(get(&serving).await, (200, "upstream 200\nsecret".into()));
+    assert!(dev.terminate().await);
+
+    // Without it: the certificate is refused.
+    let mut command = wash();
+    command
+        .args(["dev", "--no-watch", "--address", "127.0.0.1:0"])
+        .args(["--env", &format!("URL={url}"), "--allow-host", &allow])
+        .arg(&client);
+    let dev = Running::spawn(command);
+    let serving = url_in(&dev.wait_for("Serving", REBUILD).await);
+    assert_eq!(
+        get(&serving).await,
+        (502, "error: TlsCertificateError\n".into())
+    );
+    assert!(dev.terminate().await);
+
+    // A CA file that is not there: one clear error naming it.
+    let missing = dir.path().join("missing-ca.pem");
+    let finished = run(
+        &[
+            "dev",
+            "--no-watch",
+            "--http-client-ca-path",
+            missing.to_str().unwrap(),
+            client.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert_clean_error(&finished);
+    assert!(
+        finished.stderr.contains("missing-ca.pem"),
+        "{}",
+        finished.stderr
+    );
+}

@@ -187,6 +187,27 @@ mod tests {
     }
 
     #[test]
+    fn native_roots_come_from_the_system_store() {
+        // rustls-native-certs reads SSL_CERT_FILE when set: point it at a CA
+        // made here, so the test knows exactly what the store holds.
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let file = dir.path().join("system.pem");
+        std::fs::write(&file, ca.pem()).unwrap();
+        // SAFETY: no other test in this binary reads or writes these.
+        unsafe {
+            std::env::set_var("SSL_CERT_FILE", &file);
+            std::env::remove_var("SSL_CERT_DIR");
+        }
+        let store = TrustRoots::empty().with_native(true).root_store().unwrap();
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
     fn no_roots_is_an_error() {
         assert!(matches!(
             TrustRoots::empty().root_store(),

@@ -53,6 +53,10 @@ pub struct DevArgs {
     #[arg(long, value_name = "MIB")]
     pub memory_limit_mb: Option<u32>,
 
+    /// Environment variable for the component, `KEY=VALUE` (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+
     /// Hosts the component may reach over HTTP: `host`, `*.suffix` or
     /// `host:port` (repeatable; none by default).
     #[arg(long = "allow-host", value_name = "PATTERN")]
@@ -279,6 +283,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
         resources: LocalResources {
             memory_limit_mb: args.memory_limit_mb.map(|m| m as i32).unwrap_or(0),
             allowed_hosts: args.allowed_hosts.clone(),
+            environment: args.env.iter().cloned().collect(),
             ..Default::default()
         },
         deployments: 0,
@@ -357,6 +362,13 @@ async fn reload(dev: &mut Dev, source: &Source) {
                 error: format!("{e:#}"),
             },
         ),
+    }
+}
+
+fn parse_key_value(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{raw}` is not KEY=VALUE")),
     }
 }
 
