@@ -36,5 +36,6 @@
 
 pub mod engine;
 pub mod host;
+pub mod plugin;
 pub mod tls;
 pub mod types;

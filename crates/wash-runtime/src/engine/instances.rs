@@ -39,7 +39,7 @@ pub enum HttpWorld {
 pub(crate) struct ComponentInstances {
     engine: Engine,
     pre: ProxyPre<StoreState>,
-    template: InstanceTemplate,
+    template: Arc<InstanceTemplate>,
     request_timeout: Duration,
     instantiations: AtomicU64,
 }
@@ -48,7 +48,7 @@ impl ComponentInstances {
     pub(crate) fn new(
         engine: Engine,
         pre: ProxyPre<StoreState>,
-        template: InstanceTemplate,
+        template: Arc<InstanceTemplate>,
         request_timeout: Duration,
     ) -> Self {
         Self {
@@ -88,6 +88,11 @@ impl HandlerState for ComponentInstances {
     async fn instantiate(
         &self,
     ) -> wasmtime::Result<Instance<StoreState, Expiration, FreshInstance>> {
+        let slot = self
+            .template
+            .slot(self.request_timeout)
+            .await
+            .map_err(wasmtime::Error::new)?;
         let mut store = self.template.new_store(&self.engine)?;
         // Start functions run under the same deadline as requests.
         store
@@ -105,6 +110,7 @@ impl HandlerState for ComponentInstances {
                 labels: self.template.labels.clone(),
                 request_timeout: self.request_timeout,
                 watchers: Mutex::new(Vec::new()),
+                slot: Mutex::new(Some(slot)),
             },
         })
     }
@@ -134,6 +140,8 @@ pub(crate) struct FreshInstance {
     labels: Arc<GuestLabels>,
     request_timeout: Duration,
     watchers: Mutex<Vec<oneshot::Sender<InstanceEnd>>>,
+    /// Released only after the store is dropped (see `drop`).
+    slot: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 impl WorkerState for FreshInstance {
@@ -168,7 +176,9 @@ impl WorkerState for FreshInstance {
     }
 
     fn drop(&self, store: Store<StoreState>, result: wasmtime::Result<()>) {
+        // The store first (freeing its pool slot), then the host slot.
         drop(store);
+        drop(self.slot.lock().unwrap_or_else(|e| e.into_inner()).take());
         let end = match &result {
             Ok(()) => InstanceEnd::Clean,
             Err(error) => InstanceEnd::Failed(GuestFailure::of(error)),

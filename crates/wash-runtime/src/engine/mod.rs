@@ -23,6 +23,12 @@ use epoch::EpochTicker;
 pub(crate) use failure::describe_error;
 pub use instances::HttpWorld;
 pub use limits::{DeadlineExceeded, MemoryLimitExceeded};
+
+/// Every instance slot of the host stayed taken for as long as the caller
+/// could wait.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the host is at its instance limit")]
+pub struct HostBusy;
 pub use workload::ResolveError;
 
 /// How often the engine's epoch ticks. Deadlines are checked at this grain.
@@ -245,6 +251,7 @@ impl EngineBuilder {
                 cache,
                 fuel: self.fuel,
                 pooling,
+                max_instances: self.max_instances,
                 #[cfg(feature = "wasi-tls")]
                 tls_provider,
                 _ticker: ticker,
@@ -271,6 +278,7 @@ struct EngineInner {
     cache: Option<CompileCache>,
     fuel: Option<u64>,
     pooling: bool,
+    max_instances: u32,
     #[cfg(feature = "wasi-tls")]
     tls_provider: Arc<dyn crate::tls::wasi::TlsProvider>,
     // Last field: dropped after the engine handle it ticks.
@@ -305,6 +313,11 @@ impl Engine {
     /// Whether the pooling allocator is in use (it may have fallen back).
     pub fn uses_pooling_allocator(&self) -> bool {
         self.inner.pooling
+    }
+
+    /// Component instances that may be alive at once.
+    pub fn max_instances(&self) -> u32 {
+        self.inner.max_instances
     }
 
     /// Hits and misses of the compile cache (zero when there is none).

@@ -22,6 +22,8 @@ use super::Engine;
 use super::limits::{Deadline, DeadlineExceeded, StoreLimits};
 use crate::host::egress::GuestEgress;
 use crate::host::egress::sockets::SocketPolicy;
+use crate::plugin::Bindings;
+use crate::plugin::wit::PluginView;
 
 /// Who a guest is, for log lines and policy decisions.
 #[derive(Debug)]
@@ -51,15 +53,21 @@ pub(crate) struct InstanceTemplate {
     pub(crate) name_lookups: bool,
     /// Stores alive on the host, for leak checks and metrics.
     pub(crate) live: Arc<AtomicUsize>,
+    /// Plugin state of this component.
+    pub(crate) bindings: Bindings,
+    /// Instance slots of the host: one is held for each live instance.
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
 }
 
-/// The `T` of every `Store<T>`.
-pub(crate) struct StoreState {
+/// The data of every store: WASI, HTTP and plugin state of one instance.
+pub struct StoreState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
     egress: GuestEgress,
     limits: StoreLimits,
+    bindings: Bindings,
+    labels: Arc<GuestLabels>,
     pub(crate) deadline: Deadline,
     #[cfg(feature = "wasi-tls")]
     tls: wasmtime_wasi_tls::WasiTlsCtx,
@@ -67,6 +75,24 @@ pub(crate) struct StoreState {
 }
 
 impl StoreState {
+    /// What plugin host functions work through.
+    pub fn plugin_view(&mut self) -> PluginView<'_> {
+        PluginView {
+            table: &mut self.table,
+            bindings: &self.bindings,
+        }
+    }
+
+    /// Id of the workload this instance belongs to.
+    pub fn workload_id(&self) -> &str {
+        &self.labels.workload_id
+    }
+
+    /// Name of the component this instance runs.
+    pub fn component(&self) -> &str {
+        &self.labels.component
+    }
+
     /// The view `wasmtime-wasi-http` works through; a plain fn so it can be
     /// handed to the request machinery as a pointer.
     pub(crate) fn http_view(&mut self) -> WasiHttpCtxView<'_> {
@@ -120,6 +146,18 @@ impl Drop for LiveGuard {
 }
 
 impl InstanceTemplate {
+    /// Waits (up to `wait`) for an instance slot. Hold the permit until the
+    /// instance's store is dropped: the pool slot is freed with the store.
+    pub(crate) async fn slot(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, super::HostBusy> {
+        match tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(super::HostBusy),
+        }
+    }
+
     /// A new store with limits, deadline checks and fuel in place.
     pub(crate) fn new_store(&self, engine: &Engine) -> wasmtime::Result<Store<StoreState>> {
         let mut wasi = WasiCtxBuilder::new();
@@ -150,6 +188,8 @@ impl InstanceTemplate {
             table: ResourceTable::new(),
             egress: self.egress.clone(),
             limits: StoreLimits::new(self.memory_limit),
+            bindings: self.bindings.clone(),
+            labels: self.labels.clone(),
             deadline: Deadline::default(),
             #[cfg(feature = "wasi-tls")]
             tls: wasmtime_wasi_tls::WasiTlsCtxBuilder::new()

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
+use std::borrow::Cow;
+
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
@@ -13,6 +15,8 @@ use super::store::{GuestLabels, InstanceTemplate, Preopen, StoreState};
 use super::{CacheOutcome, CompiledComponent, Engine, EngineError};
 use crate::host::egress::sockets::SocketPolicy;
 use crate::host::egress::{AllowedHosts, GuestEgress, OutgoingHandler, OutgoingRequestContext};
+use crate::host::invoke::ComponentHandle;
+use crate::plugin::{BindingsBuilder, HostPlugin, ItemBind, PluginError};
 use crate::types::{Component, Workload};
 
 /// Why a component could not be made ready.
@@ -22,6 +26,9 @@ pub enum ResolveError {
     /// Validation or compilation failed.
     #[error(transparent)]
     Compile(#[from] EngineError),
+    /// A plugin refused the component or its workload.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
     /// The component gives neither bytes nor an image.
     #[error("component `{component}` has neither bytes nor an image to load")]
     NoSource {
@@ -165,10 +172,12 @@ pub(crate) struct ResolveContext<'a> {
     pub(crate) engine: &'a Engine,
     pub(crate) linker: &'a Linker<StoreState>,
     pub(crate) provided: &'a ProvidedInterfaces,
+    pub(crate) plugins: &'a [Arc<dyn HostPlugin>],
     pub(crate) workload_id: Arc<str>,
     pub(crate) outgoing: Arc<dyn OutgoingHandler>,
     pub(crate) default_timeout: Duration,
     pub(crate) live: Arc<AtomicUsize>,
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
     /// Whether guests may reach private and special address ranges through
     /// host names.
     pub(crate) allow_private: bool,
@@ -184,7 +193,12 @@ pub(crate) struct ResolvedComponent {
     pub(crate) http: Option<HttpComponent>,
     /// The component's export names, for errors about missing handlers.
     pub(crate) exports: Vec<String>,
+    /// For plugins that call into the component.
+    pub(crate) handle: ComponentHandle,
 }
+
+/// Which plugin provides which imports of one component (by plugin index).
+pub(crate) type PluginImports = Vec<(usize, Vec<String>)>;
 
 /// The HTTP-serving side of a resolved component.
 pub(crate) struct HttpComponent {
@@ -231,28 +245,77 @@ impl ResolveContext<'_> {
             .compile(bytes, &origin, component.digest.as_deref())?)
     }
 
-    /// Checks imports, links and pre-instantiates a compiled component.
+    /// Which plugin provides each import that WASI does not; an import
+    /// nobody provides is an error naming it.
+    pub(crate) fn plugin_imports(
+        &self,
+        workload: &Workload,
+        component: &Component,
+        compiled: &CompiledComponent,
+    ) -> Result<PluginImports, ResolveError> {
+        let engine = self.engine.wasmtime();
+        let mut grouped: PluginImports = Vec::new();
+        for (import, _) in compiled.component.component_type().imports(engine) {
+            if self.provided.provides(import) {
+                continue;
+            }
+            let Some(index) = self
+                .plugins
+                .iter()
+                .position(|p| p.world().iter().any(|w| w.provides(import)))
+            else {
+                return Err(ResolveError::MissingImport {
+                    origin: origin_of(workload, component),
+                    interface: import.to_string(),
+                });
+            };
+            match grouped.iter_mut().find(|(i, _)| *i == index) {
+                Some((_, imports)) => imports.push(import.to_string()),
+                None => grouped.push((index, vec![import.to_string()])),
+            }
+        }
+        Ok(grouped)
+    }
+
+    /// Links (with the plugins that provide its imports) and
+    /// pre-instantiates a compiled component.
     pub(crate) fn link(
         &self,
         workload: &Workload,
         component: &Component,
         compiled: CompiledComponent,
+        plugin_imports: &PluginImports,
     ) -> Result<ResolvedComponent, ResolveError> {
         let origin = origin_of(workload, component);
         let engine = self.engine.wasmtime();
         let ty = compiled.component.component_type();
-        let exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-        if let Some((import, _)) = ty
-            .imports(engine)
-            .find(|(name, _)| !self.provided.provides(name))
-        {
-            return Err(ResolveError::MissingImport {
-                origin,
-                interface: import.to_string(),
-            });
-        }
-        let pre = self
-            .linker
+        let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        let mut bindings = BindingsBuilder::default();
+        let linker = if plugin_imports.is_empty() {
+            Cow::Borrowed(self.linker)
+        } else {
+            let mut linker = self.linker.clone();
+            for (index, imports) in plugin_imports {
+                let plugin = &self.plugins[*index];
+                let world = plugin.world();
+                let mut item = ItemBind {
+                    workload_id: &self.workload_id,
+                    workload,
+                    component,
+                    imports: imports.clone(),
+                    interfaces: workload
+                        .host_interfaces
+                        .iter()
+                        .filter(|i| world.iter().any(|w| w.matches(i)))
+                        .collect(),
+                    linker: &mut linker,
+                    bindings: &mut bindings,
+                };
+                plugin.on_workload_item_bind(&mut item)?;
+            }
+            Cow::Owned(linker)
+        };
+        let pre = linker
             .instantiate_pre(&compiled.component)
             .map_err(|e| ResolveError::Link {
                 origin: origin.clone(),
@@ -262,18 +325,25 @@ impl ResolveContext<'_> {
         // A P3 handler is preferred when a component exports both.
         let proxy_pre = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
             Ok(p3) => Some(ProxyPre::P3(p3)),
-            Err(_) => wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
+            Err(_) => wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre.clone())
                 .ok()
                 .map(ProxyPre::P2),
         };
         let name: Arc<str> = component.name.as_str().into();
+        let template = Arc::new(self.template(component, name.clone(), bindings.build())?);
+        let timeout = match component.local_resources.request_timeout_ms {
+            0 => self.default_timeout,
+            ms => Duration::from_millis(ms),
+        };
+        let handle = ComponentHandle::new(
+            self.engine.clone(),
+            pre,
+            template.clone(),
+            exports.clone(),
+            timeout,
+        );
         let http = match proxy_pre {
             Some(proxy_pre) => {
-                let template = self.template(component, name.clone())?;
-                let timeout = match component.local_resources.request_timeout_ms {
-                    0 => self.default_timeout,
-                    ms => Duration::from_millis(ms),
-                };
                 let instances =
                     ComponentInstances::new(self.engine.clone(), proxy_pre, template, timeout);
                 Some(HttpComponent {
@@ -289,6 +359,7 @@ impl ResolveContext<'_> {
             cache: compiled.cache,
             http,
             exports,
+            handle,
         })
     }
 
@@ -296,6 +367,7 @@ impl ResolveContext<'_> {
         &self,
         component: &Component,
         name: Arc<str>,
+        bindings: crate::plugin::Bindings,
     ) -> Result<InstanceTemplate, ResolveError> {
         let resources = &component.local_resources;
         let preopens = resources
@@ -360,7 +432,9 @@ impl ResolveContext<'_> {
                 context,
             }),
             name_lookups: !resources.allowed_ip_name_lookups.is_empty(),
+            bindings,
             live: self.live.clone(),
+            slots: self.slots.clone(),
         })
     }
 }

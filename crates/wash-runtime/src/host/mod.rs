@@ -3,6 +3,7 @@
 
 pub mod egress;
 pub mod http;
+pub(crate) mod invoke;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,9 +20,11 @@ use self::http::{HttpServer, HttpServerBuilder, Ingress, RouteError, Router};
 use crate::engine::instances::HttpWorld;
 use crate::engine::store::StoreState;
 use crate::engine::workload::{
-    HttpComponent, ProvidedInterfaces, ResolveContext, ResolveError, ResolvedComponent,
+    HttpComponent, PluginImports, ProvidedInterfaces, ResolveContext, ResolveError,
+    ResolvedComponent,
 };
 use crate::engine::{CacheOutcome, Engine, EngineBuilder, EngineError};
+use crate::plugin::{HostPlugin, PluginError, ResolvedWorkload, WorkloadBind};
 use crate::types::{VolumeSource, Workload, WorkloadState, WorkloadStatus};
 
 /// Request deadline when neither host nor component sets one.
@@ -81,6 +84,12 @@ pub enum HostError {
     /// The workload was stopped while it was starting.
     #[error("workload `{0}` was stopped while starting")]
     StoppedWhileStarting(String),
+    /// Two plugins with the same id.
+    #[error("a plugin with id `{0}` is already registered")]
+    DuplicatePlugin(String),
+    /// A plugin failed to start, bind or stop.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
 }
 
 /// The lifecycle operations every host offers, whoever drives it (`wash
@@ -130,6 +139,7 @@ pub struct HostBuilder {
     http: Option<HttpServerBuilder>,
     request_timeout: Duration,
     allow_private_networks: bool,
+    plugins: Vec<Arc<dyn HostPlugin>>,
 }
 
 impl Default for HostBuilder {
@@ -146,7 +156,17 @@ impl HostBuilder {
             http: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             allow_private_networks: false,
+            plugins: Vec::new(),
         }
+    }
+
+    /// Adds a capability plugin. Ids must be unique.
+    pub fn with_plugin(mut self, plugin: Arc<dyn HostPlugin>) -> Result<Self, HostError> {
+        if self.plugins.iter().any(|p| p.id() == plugin.id()) {
+            return Err(HostError::DuplicatePlugin(plugin.id().to_string()));
+        }
+        self.plugins.push(plugin);
+        Ok(self)
     }
 
     /// Lets guests' sockets reach private and special address ranges
@@ -188,28 +208,34 @@ impl HostBuilder {
                 Some(outgoing) => outgoing,
                 None => Arc::new(DefaultOutgoingHandler::builder().build()?),
             };
+        for plugin in &self.plugins {
+            plugin.start().await?;
+        }
         let registry = Arc::new(Registry::default());
-        let server =
-            match (&self.http, &router) {
-                (Some(http), Some(router)) => {
-                    let ingress = Ingress {
-                        router: router.clone(),
-                        registry: registry.clone(),
-                    };
-                    Some(HttpServer::start(http, ingress).await.map_err(|source| {
-                        HostError::Bind {
+        let server = match (&self.http, &router) {
+            (Some(http), Some(router)) => {
+                let ingress = Ingress {
+                    router: router.clone(),
+                    registry: registry.clone(),
+                };
+                Some(
+                    HttpServer::start(http, ingress)
+                        .await
+                        .map_err(|source| HostError::Bind {
                             addr: http.addr,
                             source,
-                        }
-                    })?)
-                }
-                _ => None,
-            };
+                        })?,
+                )
+            }
+            _ => None,
+        };
+        let engine_slots = engine.max_instances() as usize;
         Ok(Host {
             inner: Arc::new(HostInner {
                 engine,
                 linker,
                 provided: ProvidedInterfaces::wasi(),
+                plugins: self.plugins,
                 registry,
                 router,
                 outgoing,
@@ -218,6 +244,7 @@ impl HostBuilder {
                 http_addr: server.as_ref().map(|s| s.local_addr),
                 server: tokio::sync::Mutex::new(server),
                 live: Arc::new(AtomicUsize::new(0)),
+                slots: Arc::new(tokio::sync::Semaphore::new(engine_slots)),
                 generation: AtomicU64::new(0),
             }),
         })
@@ -246,6 +273,7 @@ struct HostInner {
     engine: Engine,
     linker: Linker<StoreState>,
     provided: ProvidedInterfaces,
+    plugins: Vec<Arc<dyn HostPlugin>>,
     registry: Arc<Registry>,
     router: Option<Arc<dyn Router>>,
     outgoing: Arc<dyn OutgoingHandler>,
@@ -254,6 +282,8 @@ struct HostInner {
     http_addr: Option<SocketAddr>,
     server: tokio::sync::Mutex<Option<HttpServer>>,
     live: Arc<AtomicUsize>,
+    /// One permit per instance the engine can hold at once.
+    slots: Arc<tokio::sync::Semaphore>,
     generation: AtomicU64,
 }
 
@@ -310,6 +340,8 @@ impl Registry {
 pub(crate) struct RunningWorkload {
     components: Vec<ResolvedComponent>,
     http_index: Option<usize>,
+    /// Indexes of the plugins bound to this workload.
+    plugins: Vec<usize>,
     /// Scratch directories of `emptyDir` volumes; removed on drop.
     _scratch: Vec<tempfile::TempDir>,
 }
@@ -387,6 +419,11 @@ impl Host {
         let ids: Vec<String> = self.inner.registry.read().keys().cloned().collect();
         for id in ids {
             self.workload_stop(&id).await;
+        }
+        for plugin in &self.inner.plugins {
+            if let Err(e) = plugin.stop().await {
+                tracing::warn!(plugin = plugin.id(), "plugin did not stop cleanly: {e}");
+            }
         }
     }
 
@@ -467,7 +504,9 @@ impl Host {
         }
     }
 
-    /// Compiles, links and pre-instantiates every component of a workload.
+    /// Compiles every component, binds the plugins they use, links and
+    /// pre-instantiates them; plugins bound along the way are unbound again
+    /// if a later step fails.
     async fn resolve(
         &self,
         id: &str,
@@ -478,38 +517,180 @@ impl Host {
         }
         let (volumes, scratch) = prepare_volumes(workload)?;
         let workload_id: Arc<str> = id.into();
-        let mut components = Vec::with_capacity(workload.components.len());
-        for index in 0..workload.components.len() {
-            let host = self.clone();
-            let spec = workload.clone();
-            let workload_id = workload_id.clone();
-            let volumes = volumes.clone();
-            // Compilation is CPU-bound: keep it off the async workers.
-            let resolved = tokio::task::spawn_blocking(move || {
-                let inner = &host.inner;
-                let context = ResolveContext {
-                    engine: &inner.engine,
-                    linker: &inner.linker,
-                    provided: &inner.provided,
-                    workload_id,
-                    outgoing: inner.outgoing.clone(),
-                    default_timeout: inner.request_timeout,
-                    live: inner.live.clone(),
-                    allow_private: inner.allow_private_networks,
-                    volumes: &volumes,
-                };
-                let component = &spec.components[index];
-                let compiled = context.compile(&spec, component)?;
-                context.link(&spec, component, compiled)
-            })
-            .await
-            .map_err(|e| HostError::Http {
-                workload: workload.name.clone(),
-                reason: format!("component preparation task failed: {e}"),
-            })??;
-            components.push(resolved);
-        }
 
+        // 1. Compile (CPU-bound: off the async workers) and find who
+        //    provides each import.
+        let compiled = self
+            .blocking(&workload_id, workload, &volumes, |context, spec| {
+                spec.components
+                    .iter()
+                    .map(|component| {
+                        let compiled = context.compile(spec, component)?;
+                        let imports = context.plugin_imports(spec, component, &compiled)?;
+                        Ok((compiled, imports))
+                    })
+                    .collect::<Result<Vec<_>, ResolveError>>()
+            })
+            .await??;
+
+        // 2. Bind the plugins the workload uses.
+        let bound = self.bind_plugins(id, workload, &compiled).await?;
+
+        // 3. Link and pre-instantiate.
+        let linked = self
+            .blocking(&workload_id, workload, &volumes, move |context, spec| {
+                spec.components
+                    .iter()
+                    .zip(compiled)
+                    .map(|(component, (compiled, imports))| {
+                        context.link(spec, component, compiled, &imports)
+                    })
+                    .collect::<Result<Vec<_>, ResolveError>>()
+            })
+            .await;
+        let components = match linked {
+            Ok(Ok(components)) => components,
+            Ok(Err(e)) => {
+                self.unbind_plugins(id, &bound).await;
+                return Err(e.into());
+            }
+            Err(e) => {
+                self.unbind_plugins(id, &bound).await;
+                return Err(e);
+            }
+        };
+        let http_index = match self.http_component(workload, &components) {
+            Ok(index) => index,
+            Err(e) => {
+                self.unbind_plugins(id, &bound).await;
+                return Err(e);
+            }
+        };
+
+        // 4. Tell the plugins the workload is ready (e.g. to subscribe).
+        let resolved = ResolvedWorkload {
+            workload_id: id,
+            workload,
+            components: components.iter().map(|c| c.handle.clone()).collect(),
+        };
+        for index in &bound {
+            if let Err(e) = self.inner.plugins[*index]
+                .on_workload_resolved(&resolved)
+                .await
+            {
+                self.unbind_plugins(id, &bound).await;
+                return Err(e.into());
+            }
+        }
+        Ok(RunningWorkload {
+            components,
+            http_index,
+            plugins: bound,
+            _scratch: scratch,
+        })
+    }
+
+    /// Runs resolution work on a blocking thread with a resolve context.
+    async fn blocking<R, F>(
+        &self,
+        workload_id: &Arc<str>,
+        workload: &Arc<Workload>,
+        volumes: &Arc<Vec<(String, PathBuf)>>,
+        work: F,
+    ) -> Result<R, HostError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&ResolveContext<'_>, &Workload) -> R + Send + 'static,
+    {
+        let host = self.clone();
+        let (workload_id, spec, volumes) = (workload_id.clone(), workload.clone(), volumes.clone());
+        tokio::task::spawn_blocking(move || {
+            let inner = &host.inner;
+            let context = ResolveContext {
+                engine: &inner.engine,
+                linker: &inner.linker,
+                provided: &inner.provided,
+                plugins: &inner.plugins,
+                workload_id,
+                outgoing: inner.outgoing.clone(),
+                default_timeout: inner.request_timeout,
+                live: inner.live.clone(),
+                slots: inner.slots.clone(),
+                allow_private: inner.allow_private_networks,
+                volumes: &volumes,
+            };
+            work(&context, &spec)
+        })
+        .await
+        .map_err(|e| HostError::Http {
+            workload: workload.name.clone(),
+            reason: format!("component preparation task failed: {e}"),
+        })
+    }
+
+    /// Binds every plugin whose interfaces the components import or the
+    /// workload's `host_interfaces` name; returns their indexes.
+    async fn bind_plugins(
+        &self,
+        id: &str,
+        workload: &Workload,
+        compiled: &[(crate::engine::CompiledComponent, PluginImports)],
+    ) -> Result<Vec<usize>, HostError> {
+        let plugins = &self.inner.plugins;
+        let mut involved: Vec<usize> = compiled
+            .iter()
+            .flat_map(|(_, imports)| imports.iter().map(|(index, _)| *index))
+            .collect();
+        for (index, plugin) in plugins.iter().enumerate() {
+            let world = plugin.world();
+            if workload
+                .host_interfaces
+                .iter()
+                .any(|i| world.iter().any(|w| w.matches(i)))
+            {
+                involved.push(index);
+            }
+        }
+        involved.sort_unstable();
+        involved.dedup();
+        let mut bound = Vec::with_capacity(involved.len());
+        for index in involved {
+            let plugin = &plugins[index];
+            let world = plugin.world();
+            let bind = WorkloadBind {
+                workload_id: id,
+                workload,
+                interfaces: workload
+                    .host_interfaces
+                    .iter()
+                    .filter(|i| world.iter().any(|w| w.matches(i)))
+                    .collect(),
+            };
+            if let Err(e) = plugin.on_workload_bind(&bind).await {
+                self.unbind_plugins(id, &bound).await;
+                return Err(e.into());
+            }
+            bound.push(index);
+        }
+        Ok(bound)
+    }
+
+    async fn unbind_plugins(&self, id: &str, bound: &[usize]) {
+        for index in bound {
+            let plugin = &self.inner.plugins[*index];
+            if let Err(e) = plugin.on_workload_unbind(id).await {
+                tracing::warn!(plugin = plugin.id(), workload_id = %id, "unbind failed: {e}");
+            }
+        }
+    }
+
+    /// Which component serves HTTP: none, or exactly one when the workload
+    /// asks for HTTP.
+    fn http_component(
+        &self,
+        workload: &Workload,
+        components: &[ResolvedComponent],
+    ) -> Result<Option<usize>, HostError> {
         let serving: Vec<usize> = components
             .iter()
             .enumerate()
@@ -517,10 +698,10 @@ impl Host {
             .map(|(i, _)| i)
             .collect();
         let wants_http = workload.host_interface("wasi", "http").is_some();
-        let http_index = match serving.as_slice() {
+        match serving.as_slice() {
             [] if wants_http => {
                 let component = &components[0];
-                return Err(ResolveError::NoHttpExport {
+                Err(ResolveError::NoHttpExport {
                     origin: crate::engine::workload::origin_of(workload, &workload.components[0]),
                     exports: if component.exports.is_empty() {
                         "(none)".into()
@@ -528,29 +709,22 @@ impl Host {
                         component.exports.join(", ")
                     },
                 }
-                .into());
+                .into())
             }
-            [] => None,
-            [one] => Some(*one),
-            many => {
-                return Err(HostError::Http {
-                    workload: workload.name.clone(),
-                    reason: format!(
-                        "{} components export an HTTP handler ({}); exactly one may",
-                        many.len(),
-                        many.iter()
-                            .map(|i| &*components[*i].name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                });
-            }
-        };
-        Ok(RunningWorkload {
-            components,
-            http_index,
-            _scratch: scratch,
-        })
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            many => Err(HostError::Http {
+                workload: workload.name.clone(),
+                reason: format!(
+                    "{} components export an HTTP handler ({}); exactly one may",
+                    many.len(),
+                    many.iter()
+                        .map(|i| &*components[*i].name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+        }
     }
 }
 
@@ -622,6 +796,9 @@ impl HostApi for Host {
             router.unregister(workload_id);
         }
         self.inner.outgoing.workload_stopped(workload_id);
+        if let Some(Slot::Running { workload, .. }) = &removed {
+            self.unbind_plugins(workload_id, &workload.plugins).await;
+        }
         match removed {
             None => WorkloadStatus::new(workload_id, WorkloadState::NotFound, ""),
             Some(slot) => {

@@ -1,6 +1,7 @@
 //! Shared test harness: fixture components, hosts on loopback, an HTTP client.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod servers;
 pub mod upstream;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,56 @@ pub async fn host(router: Arc<dyn Router>, timeout: Duration) -> Host {
         .start()
         .await
         .expect("host starts")
+}
+
+/// A host serving HTTP with the given plugins and a [`DynamicRouter`].
+pub async fn plugin_host(plugins: Vec<Arc<dyn wash_runtime::plugin::HostPlugin>>) -> Host {
+    let mut builder = HostBuilder::new()
+        .with_engine(engine())
+        .with_request_timeout(Duration::from_secs(20))
+        .with_http(
+            HttpServerBuilder::new("127.0.0.1:0".parse().unwrap())
+                .router(Arc::new(wash_runtime::host::http::DynamicRouter::new())),
+        );
+    for plugin in plugins {
+        builder = builder.with_plugin(plugin).expect("unique plugin ids");
+    }
+    builder.start().await.expect("host starts")
+}
+
+/// A host interface entry, e.g. `("wasi", "keyvalue")` with config.
+pub fn interface(namespace: &str, package: &str, config: &[(&str, &str)]) -> WitInterface {
+    WitInterface {
+        namespace: namespace.into(),
+        package: package.into(),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Sends `method` with `body` to `path` on the workload routed at `host`.
+pub async fn send(
+    addr: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: impl Into<Bytes>,
+) -> (u16, String) {
+    let client: Client<HttpConnector, http_body_util::Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header(http::header::HOST, host)
+        .body(http_body_util::Full::new(body.into()))
+        .unwrap();
+    let response = client.request(request).await.expect("request sent");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// A one-component HTTP workload with the given `wasi:http` config.

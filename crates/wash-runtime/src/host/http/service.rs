@@ -122,10 +122,9 @@ async fn classify(
     if let Some(instantiation) =
         error.downcast_ref::<InstantiationError<futures::channel::oneshot::Sender<InstanceEnd>>>()
     {
-        let exhausted = instantiation
-            .error
-            .chain()
-            .any(|e| e.is::<wasmtime::PoolConcurrencyLimitError>());
+        let exhausted = instantiation.error.chain().any(|e| {
+            e.is::<wasmtime::PoolConcurrencyLimitError>() || e.is::<crate::engine::HostBusy>()
+        });
         let detail = GuestFailure::of(&instantiation.error).detail;
         return Failure {
             status: if exhausted {

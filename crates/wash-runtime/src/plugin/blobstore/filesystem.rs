@@ -1,0 +1,186 @@
+//! The filesystem blobstore backend: a directory per container, a file per
+//! object (names escaped), written atomically.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+use super::{BlobFuture, BlobstoreBackend, ObjectInfo};
+
+/// Letters, digits, `-` and `_` stay; everything else is escaped, so names
+/// cannot leave their directory.
+const ESCAPE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
+
+/// Containers as directories under a root.
+#[derive(Debug)]
+pub struct FilesystemBlobstore {
+    root: PathBuf,
+}
+
+impl FilesystemBlobstore {
+    /// Uses (and creates) `root`.
+    pub fn new(root: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot create {}: {e}", root.display()))
+        })?;
+        Ok(Self { root })
+    }
+
+    fn dir(&self, container: &str) -> PathBuf {
+        self.root
+            .join(utf8_percent_encode(container, ESCAPE).to_string())
+    }
+
+    fn file(&self, container: &str, name: &str) -> PathBuf {
+        self.dir(container)
+            .join(utf8_percent_encode(name, ESCAPE).to_string())
+    }
+
+    async fn require(&self, container: &str) -> Result<PathBuf, String> {
+        let dir = self.dir(container);
+        match tokio::fs::metadata(&dir).await {
+            Ok(meta) if meta.is_dir() => Ok(dir),
+            _ => Err(format!("container `{container}` does not exist")),
+        }
+    }
+}
+
+fn seconds(time: std::io::Result<std::time::SystemTime>) -> u64 {
+    time.ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn io(context: &str, error: impl std::fmt::Display) -> String {
+    format!("{context}: {error}")
+}
+
+impl BlobstoreBackend for FilesystemBlobstore {
+    fn describe(&self) -> String {
+        format!("filesystem at {}", self.root.display())
+    }
+
+    fn create_container<'a>(&'a self, name: &'a str) -> BlobFuture<'a, ()> {
+        async move {
+            match tokio::fs::create_dir(self.dir(name)).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Err(format!("container `{name}` already exists"))
+                }
+                Err(e) => Err(io("cannot create container", e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn container_exists<'a>(&'a self, name: &'a str) -> BlobFuture<'a, bool> {
+        async move { Ok(self.require(name).await.is_ok()) }.boxed()
+    }
+
+    fn delete_container<'a>(&'a self, name: &'a str) -> BlobFuture<'a, ()> {
+        async move {
+            match tokio::fs::remove_dir_all(self.dir(name)).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io("cannot delete container", e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn container_created<'a>(&'a self, name: &'a str) -> BlobFuture<'a, u64> {
+        async move {
+            let dir = self.require(name).await?;
+            let meta = tokio::fs::metadata(dir)
+                .await
+                .map_err(|e| io("metadata", e))?;
+            Ok(seconds(meta.created().or_else(|_| meta.modified())))
+        }
+        .boxed()
+    }
+
+    fn put<'a>(&'a self, container: &'a str, name: &'a str, data: Bytes) -> BlobFuture<'a, ()> {
+        async move {
+            let dir = self.require(container).await?;
+            let path = self.file(container, name);
+            tokio::task::spawn_blocking(move || {
+                let mut file = tempfile::NamedTempFile::new_in(&dir)?;
+                file.write_all(&data)?;
+                file.as_file().sync_data()?;
+                file.persist(&path).map(drop).map_err(|e| e.error)
+            })
+            .await
+            .map_err(|e| io("write task failed", e))?
+            .map_err(|e| io("cannot write object", e))
+        }
+        .boxed()
+    }
+
+    fn get<'a>(&'a self, container: &'a str, name: &'a str) -> BlobFuture<'a, Option<Bytes>> {
+        async move {
+            self.require(container).await?;
+            match tokio::fs::read(self.file(container, name)).await {
+                Ok(bytes) => Ok(Some(bytes.into())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io("cannot read object", e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn delete<'a>(&'a self, container: &'a str, name: &'a str) -> BlobFuture<'a, ()> {
+        async move {
+            self.require(container).await?;
+            match tokio::fs::remove_file(self.file(container, name)).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io("cannot delete object", e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn info<'a>(&'a self, container: &'a str, name: &'a str) -> BlobFuture<'a, Option<ObjectInfo>> {
+        async move {
+            self.require(container).await?;
+            match tokio::fs::metadata(self.file(container, name)).await {
+                Ok(meta) => Ok(Some(ObjectInfo {
+                    size: meta.len(),
+                    created_at: seconds(meta.modified()),
+                })),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io("cannot stat object", e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn list<'a>(&'a self, container: &'a str) -> BlobFuture<'a, Vec<String>> {
+        async move {
+            let dir = self.require(container).await?;
+            let mut entries = tokio::fs::read_dir(dir)
+                .await
+                .map_err(|e| io("cannot list", e))?;
+            let mut names = Vec::new();
+            while let Some(entry) = entries
+                .next_entry()
+                .await
+                .map_err(|e| io("cannot list", e))?
+            {
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if !name.starts_with('.') {
+                    names.push(percent_decode_str(name).decode_utf8_lossy().into_owned());
+                }
+            }
+            Ok(names)
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,71 @@
+//! `wasi:logging/logging@0.1.0-draft`: guest log lines into `tracing`,
+//! tagged with workload and component.
+
+use super::wit::logging::logging::{self, Level};
+use super::wit::{PluginView, Plugins};
+use super::{HostPlugin, ItemBind, PluginError, ProvidedInterface, StoreState};
+
+const ID: &str = "wasi-logging";
+
+/// Provides `wasi:logging/logging`.
+#[derive(Debug, Default)]
+pub struct Logging;
+
+/// Who is logging.
+struct LoggingBinding {
+    workload_id: String,
+    component: String,
+}
+
+impl HostPlugin for Logging {
+    fn id(&self) -> &str {
+        ID
+    }
+
+    fn world(&self) -> Vec<ProvidedInterface> {
+        vec![ProvidedInterface::new(
+            "wasi",
+            "logging",
+            "0.1.0-draft",
+            &["logging"],
+        )]
+    }
+
+    fn on_workload_item_bind(&self, item: &mut ItemBind<'_>) -> Result<(), PluginError> {
+        item.bindings.insert(LoggingBinding {
+            workload_id: item.workload_id.to_string(),
+            component: item.component.name.clone(),
+        });
+        logging::add_to_linker::<StoreState, Plugins>(item.linker, StoreState::plugin_view)
+            .map_err(|e| PluginError::link(ID, "wasi:logging/logging", e))
+    }
+}
+
+impl logging::Host for PluginView<'_> {
+    async fn log(
+        &mut self,
+        level: Level,
+        context: String,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        let Some(who) = self.bindings.get::<LoggingBinding>() else {
+            return Err(wasmtime::format_err!(
+                "wasi:logging is not bound for this component"
+            ));
+        };
+        let (workload, component) = (&who.workload_id, &who.component);
+        macro_rules! emit {
+            ($level:ident) => {
+                tracing::$level!(target: "wash::guest", %workload, %component, %context, "{message}")
+            };
+        }
+        match level {
+            Level::Trace => emit!(trace),
+            Level::Debug => emit!(debug),
+            Level::Info => emit!(info),
+            Level::Warn => emit!(warn),
+            Level::Error | Level::Critical => emit!(error),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,162 @@
+//! `wasmcloud:secrets@0.1.0-draft`: secrets as opaque handles, revealed only
+//! on request.
+//!
+//! Values come from the workload's `wasmcloud:secrets` host interface config
+//! (`<name>: env:<VAR>` or `<name>: file:<path>`), read once at bind time.
+//! They never appear in logs, errors or `Debug` output: [`SecretValue`]
+//! prints as `<redacted>` and is zeroed when dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::Resource;
+use zeroize::Zeroizing;
+
+use super::wit::secrets::reveal;
+use super::wit::secrets::store::{self, SecretValue as WitSecretValue, SecretsError};
+use super::wit::{PluginView, Plugins};
+use super::{
+    HostPlugin, ItemBind, PluginError, PluginFuture, ProvidedInterface, StoreState, WorkloadBind,
+};
+
+const ID: &str = "wasmcloud-secrets";
+
+/// A secret's bytes. Never printed.
+pub struct SecretValue(Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+/// The `secret` resource a guest holds: a handle, not the value.
+#[derive(Debug)]
+pub struct Secret(Arc<SecretValue>);
+
+/// Provides `wasmcloud:secrets/store` and `reveal`.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    /// Secrets resolved per workload at bind time.
+    by_workload: Mutex<HashMap<String, Arc<HashMap<String, Arc<SecretValue>>>>>,
+}
+
+struct SecretsBinding {
+    secrets: Arc<HashMap<String, Arc<SecretValue>>>,
+}
+
+impl Secrets {
+    /// A plugin with no secrets yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn resolve(name: &str, source: &str) -> Result<SecretValue, PluginError> {
+        let value = if let Some(var) = source.strip_prefix("env:") {
+            std::env::var(var).map_err(|_| {
+                PluginError::config(ID, name, format!("environment variable `{var}` is not set"))
+            })?
+        } else if let Some(path) = source.strip_prefix("file:") {
+            std::fs::read_to_string(path).map_err(|e| {
+                PluginError::config(ID, name, format!("cannot read secret file `{path}`: {e}"))
+            })?
+        } else {
+            return Err(PluginError::config(
+                ID,
+                name,
+                "the source must be `env:<VAR>` or `file:<path>`",
+            ));
+        };
+        Ok(SecretValue(Zeroizing::new(value.into_bytes())))
+    }
+}
+
+impl HostPlugin for Secrets {
+    fn id(&self) -> &str {
+        ID
+    }
+
+    fn world(&self) -> Vec<ProvidedInterface> {
+        vec![ProvidedInterface::new(
+            "wasmcloud",
+            "secrets",
+            "0.1.0-draft",
+            &["store", "reveal"],
+        )]
+    }
+
+    fn on_workload_bind<'a>(&'a self, workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, ()> {
+        Box::pin(async move {
+            let mut secrets = HashMap::new();
+            for interface in &workload.interfaces {
+                for (name, source) in &interface.config {
+                    secrets.insert(name.clone(), Arc::new(Self::resolve(name, source)?));
+                }
+            }
+            self.by_workload
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(workload.workload_id.to_string(), Arc::new(secrets));
+            Ok(())
+        })
+    }
+
+    fn on_workload_item_bind(&self, item: &mut ItemBind<'_>) -> Result<(), PluginError> {
+        let secrets = self
+            .by_workload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(item.workload_id)
+            .cloned()
+            .unwrap_or_default();
+        item.bindings.insert(SecretsBinding { secrets });
+        store::add_to_linker::<StoreState, Plugins>(item.linker, StoreState::plugin_view)
+            .map_err(|e| PluginError::link(ID, "wasmcloud:secrets/store", e))?;
+        reveal::add_to_linker::<StoreState, Plugins>(item.linker, StoreState::plugin_view)
+            .map_err(|e| PluginError::link(ID, "wasmcloud:secrets/reveal", e))
+    }
+
+    fn on_workload_unbind<'a>(&'a self, workload_id: &'a str) -> PluginFuture<'a, ()> {
+        Box::pin(async move {
+            self.by_workload
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(workload_id);
+            Ok(())
+        })
+    }
+}
+
+impl store::Host for PluginView<'_> {
+    async fn get(
+        &mut self,
+        key: String,
+    ) -> wasmtime::Result<Result<Resource<Secret>, SecretsError>> {
+        let Some(binding) = self.bindings.get::<SecretsBinding>() else {
+            return Err(wasmtime::format_err!(
+                "wasmcloud:secrets is not bound for this component"
+            ));
+        };
+        match binding.secrets.get(&key) {
+            Some(value) => Ok(Ok(self.table.push(Secret(value.clone()))?)),
+            None => Ok(Err(SecretsError::NotFound)),
+        }
+    }
+}
+
+impl store::HostSecret for PluginView<'_> {
+    async fn drop(&mut self, secret: Resource<Secret>) -> wasmtime::Result<()> {
+        self.table.delete(secret)?;
+        Ok(())
+    }
+}
+
+impl reveal::Host for PluginView<'_> {
+    async fn reveal(&mut self, secret: Resource<Secret>) -> wasmtime::Result<WitSecretValue> {
+        let value = &self.table.get(&secret)?.0;
+        Ok(match std::str::from_utf8(&value.0) {
+            Ok(text) => WitSecretValue::String(text.to_string()),
+            Err(_) => WitSecretValue::Bytes(value.0.to_vec()),
+        })
+    }
+}
