@@ -1,7 +1,8 @@
 //! Blobs over HTTP: `PUT /<container>/<name>` stores the body (creating the
 //! container), `GET /<container>/<name>` returns it (`?sync` reads it in one
 //! call instead of streaming), `DELETE` removes it, `GET /<container>`
-//! lists the names, one per line.
+//! lists the names, one per line; `POST /<container>/<name>?copy=<c>/<n>`
+//! (or `?move=`) copies (or moves) it.
 
 wit_bindgen::generate!({
     path: "wit",
@@ -67,7 +68,8 @@ fn read(container: &Container, name: &str, sync: bool) -> Result<Vec<u8>, String
 
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Error> {
-    let sync = request.uri().query() == Some("sync");
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let sync = query == "sync";
     let path = request.uri().path().trim_matches('/').to_string();
     let method = request.method().clone();
     let (container_name, object) = match path.split_once('/') {
@@ -83,6 +85,23 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
         }
         (Method::GET, Some(object)) => {
             container(&container_name, false).and_then(|c| read(&c, &object, sync))
+        }
+        (Method::POST, Some(object)) => {
+            let (op, target) = query.split_once('=').unwrap_or(("", ""));
+            let (to_container, to_object) = target.split_once('/').unwrap_or((target, ""));
+            let src = blobstore::ObjectId {
+                container: container_name.clone(),
+                object,
+            };
+            let dest = blobstore::ObjectId {
+                container: to_container.to_string(),
+                object: to_object.to_string(),
+            };
+            match op {
+                "copy" => blobstore::copy_object(&src, &dest).map(|()| b"copied\n".to_vec()),
+                "move" => blobstore::move_object(&src, &dest).map(|()| b"moved\n".to_vec()),
+                _ => return reply(StatusCode::BAD_REQUEST, "use ?copy=c/n or ?move=c/n\n"),
+            }
         }
         (Method::DELETE, Some(object)) => container(&container_name, false)
             .and_then(|c| c.delete_object(&object))

@@ -268,7 +268,7 @@ impl HostPlugin for Messaging {
                 if let Some(handler) = handlers.first() {
                     tracing::warn!(
                         workload_id = %workload.workload_id,
-                        component = handler.name(),
+                        component = %handler.name(),
                         "component exports {HANDLER} but the workload subscribes it to nothing"
                     );
                 }
@@ -334,8 +334,8 @@ async fn dispatch(
             }
             if let Err(error) = outcome {
                 tracing::warn!(
-                    workload = handler.workload_id(),
-                    component = handler.name(),
+                    workload = %handler.workload_id(),
+                    component = %handler.name(),
                     %subject,
                     "message not handled: {error}{}",
                     if redelivers { "; it will be delivered again" } else { "" }
