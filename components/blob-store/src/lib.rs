@@ -78,7 +78,12 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
     };
     let result = match (method, object) {
         (Method::PUT, Some(object)) => {
-            let body = request.into_body().into_boxed_body().collect().await?.to_bytes();
+            let body = request
+                .into_body()
+                .into_boxed_body()
+                .collect()
+                .await?
+                .to_bytes();
             container(&container_name, true)
                 .and_then(|c| write(&c, &object, &body))
                 .map(|()| b"stored\n".to_vec())
@@ -109,7 +114,11 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
         (Method::GET, None) => container(&container_name, false).and_then(|c| {
             let names = c.list_objects()?;
             let (names, _end) = names.read_stream_object_names(10_000)?;
-            Ok(names.iter().map(|n| format!("{n}\n")).collect::<String>().into_bytes())
+            Ok(names
+                .iter()
+                .map(|n| format!("{n}\n"))
+                .collect::<String>()
+                .into_bytes())
         }),
         _ => return reply(StatusCode::METHOD_NOT_ALLOWED, "use PUT, GET or DELETE\n"),
     };
@@ -118,6 +127,9 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
         Err(error) if error.contains("not found") || error.contains("does not exist") => {
             reply(StatusCode::NOT_FOUND, format!("{error}\n"))
         }
-        Err(error) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("error: {error}\n")),
+        Err(error) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("error: {error}\n"),
+        ),
     }
 }

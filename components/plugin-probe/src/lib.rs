@@ -29,7 +29,13 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
         .split('/')
         .map(str::to_string)
         .collect();
-    let body = request.into_body().into_boxed_body().collect().await?.to_bytes().to_vec();
+    let body = request
+        .into_body()
+        .into_boxed_body()
+        .collect()
+        .await?
+        .to_bytes()
+        .to_vec();
     let parts: Vec<&str> = path.iter().map(String::as_str).collect();
     let (status, text) = match (method, parts.as_slice()) {
         (Method::GET, ["config", key]) => match config::get(key) {
@@ -38,7 +44,10 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:?}")),
         },
         (Method::GET, ["config"]) => match config::get_all() {
-            Ok(all) => (StatusCode::OK, all.iter().map(|(k, v)| format!("{k}={v}\n")).collect()),
+            Ok(all) => (
+                StatusCode::OK,
+                all.iter().map(|(k, v)| format!("{k}={v}\n")).collect(),
+            ),
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:?}")),
         },
         (Method::POST, ["log", level]) => {

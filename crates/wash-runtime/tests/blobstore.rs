@@ -67,7 +67,9 @@ async fn component_suite_on_every_backend() {
         let mut workload = http_workload(&id, fixture("blob_store"), &[("host", &h)]);
         let config = backend.config();
         let config: Vec<(&str, &str)> = config.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        workload.host_interfaces.push(interface("wasi", "blobstore", &config));
+        workload
+            .host_interfaces
+            .push(interface("wasi", "blobstore", &config));
         host.workload_start(&id, workload).await.unwrap();
         let addr = host.http_addr().unwrap();
         let call = |method: &'static str, path: &'static str, body: Bytes| {
@@ -76,11 +78,31 @@ async fn component_suite_on_every_backend() {
         };
         let ok = |text: &str| (200u16, text.to_string());
 
-        assert_eq!(call("PUT", "/photos/cat.txt", "meow".into()).await, ok("stored\n"), "{name}");
-        assert_eq!(call("GET", "/photos/cat.txt", Bytes::new()).await, ok("meow"), "{name}");
-        assert_eq!(call("GET", "/photos/cat.txt?sync", Bytes::new()).await, ok("meow"), "{name}");
-        assert_eq!(call("PUT", "/photos/cat.txt", "purr".into()).await, ok("stored\n"), "{name}: replace");
-        assert_eq!(call("GET", "/photos/cat.txt", Bytes::new()).await, ok("purr"), "{name}");
+        assert_eq!(
+            call("PUT", "/photos/cat.txt", "meow".into()).await,
+            ok("stored\n"),
+            "{name}"
+        );
+        assert_eq!(
+            call("GET", "/photos/cat.txt", Bytes::new()).await,
+            ok("meow"),
+            "{name}"
+        );
+        assert_eq!(
+            call("GET", "/photos/cat.txt?sync", Bytes::new()).await,
+            ok("meow"),
+            "{name}"
+        );
+        assert_eq!(
+            call("PUT", "/photos/cat.txt", "purr".into()).await,
+            ok("stored\n"),
+            "{name}: replace"
+        );
+        assert_eq!(
+            call("GET", "/photos/cat.txt", Bytes::new()).await,
+            ok("purr"),
+            "{name}"
+        );
         call("PUT", "/photos/dog%20photo.txt", "woof".into()).await;
         assert_eq!(
             call("GET", "/photos", Bytes::new()).await,
@@ -89,26 +111,67 @@ async fn component_suite_on_every_backend() {
         );
         // copy and move, across containers
         call("PUT", "/archive/keep", "x".into()).await;
-        assert_eq!(call("POST", "/photos/cat.txt?copy=archive/cat-copy", Bytes::new()).await, ok("copied\n"), "{name}");
-        assert_eq!(call("GET", "/archive/cat-copy", Bytes::new()).await, ok("purr"), "{name}");
-        assert_eq!(call("POST", "/photos/cat.txt?move=archive/cat-moved", Bytes::new()).await, ok("moved\n"), "{name}");
-        assert_eq!(call("GET", "/photos/cat.txt", Bytes::new()).await.0, 404, "{name}: moved away");
-        assert_eq!(call("GET", "/archive/cat-moved", Bytes::new()).await, ok("purr"), "{name}");
+        assert_eq!(
+            call(
+                "POST",
+                "/photos/cat.txt?copy=archive/cat-copy",
+                Bytes::new()
+            )
+            .await,
+            ok("copied\n"),
+            "{name}"
+        );
+        assert_eq!(
+            call("GET", "/archive/cat-copy", Bytes::new()).await,
+            ok("purr"),
+            "{name}"
+        );
+        assert_eq!(
+            call(
+                "POST",
+                "/photos/cat.txt?move=archive/cat-moved",
+                Bytes::new()
+            )
+            .await,
+            ok("moved\n"),
+            "{name}"
+        );
+        assert_eq!(
+            call("GET", "/photos/cat.txt", Bytes::new()).await.0,
+            404,
+            "{name}: moved away"
+        );
+        assert_eq!(
+            call("GET", "/archive/cat-moved", Bytes::new()).await,
+            ok("purr"),
+            "{name}"
+        );
         let (status, error) = call("POST", "/archive/keep?copy=nowhere/x", Bytes::new()).await;
-        assert_eq!(status, 404, "{name}: copy into a missing container: {error}");
+        assert_eq!(
+            status, 404,
+            "{name}: copy into a missing container: {error}"
+        );
 
-        assert_eq!(call("DELETE", "/photos/dog%20photo.txt", Bytes::new()).await, ok("deleted\n"), "{name}");
+        assert_eq!(
+            call("DELETE", "/photos/dog%20photo.txt", Bytes::new()).await,
+            ok("deleted\n"),
+            "{name}"
+        );
         assert_eq!(call("GET", "/photos", Bytes::new()).await, ok(""), "{name}");
         let (status, error) = call("GET", "/missing/x", Bytes::new()).await;
         assert_eq!(status, 404, "{name}");
         assert_eq!(error, "container `missing` does not exist\n", "{name}");
 
         // A megabyte through the streams, byte for byte.
-        let big: Bytes = (0..1_048_576u32).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect::<Vec<_>>().into();
+        let big: Bytes = (0..1_048_576u32)
+            .map(|i| (i.wrapping_mul(31) >> 3) as u8)
+            .collect::<Vec<_>>()
+            .into();
         assert_eq!(call("PUT", "/big/blob", big.clone()).await.0, 200, "{name}");
         let h2 = h.clone();
         let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<Bytes>> =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
         let response = client
             .request(
                 http::Request::get(format!("http://{addr}/big/blob"))
@@ -118,7 +181,10 @@ async fn component_suite_on_every_backend() {
             )
             .await
             .unwrap();
-        let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
         assert!(body == big, "{name}: {} bytes came back", body.len());
     }
 }
@@ -133,14 +199,32 @@ async fn backend_suite_on_every_backend() {
         assert!(store.container_exists("c").await.unwrap(), "{name}");
         let again = store.create_container("c").await.unwrap_err();
         assert!(again.contains("already exists"), "{name}: {again}");
-        assert!(store.container_created("c").await.unwrap() > 1_600_000_000, "{name}");
+        assert!(
+            store.container_created("c").await.unwrap() > 1_600_000_000,
+            "{name}"
+        );
 
         assert_eq!(store.get("c", "none").await.unwrap(), None, "{name}");
         assert_eq!(store.info("c", "none").await.unwrap(), None, "{name}");
-        store.put("c", "a/b.c", Bytes::from_static(b"12345")).await.unwrap();
-        assert_eq!(store.get("c", "a/b.c").await.unwrap().as_deref(), Some(&b"12345"[..]), "{name}");
-        assert_eq!(store.info("c", "a/b.c").await.unwrap().unwrap().size, 5, "{name}");
-        assert_eq!(store.list("c").await.unwrap(), vec!["a/b.c".to_string()], "{name}");
+        store
+            .put("c", "a/b.c", Bytes::from_static(b"12345"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("c", "a/b.c").await.unwrap().as_deref(),
+            Some(&b"12345"[..]),
+            "{name}"
+        );
+        assert_eq!(
+            store.info("c", "a/b.c").await.unwrap().unwrap().size,
+            5,
+            "{name}"
+        );
+        assert_eq!(
+            store.list("c").await.unwrap(),
+            vec!["a/b.c".to_string()],
+            "{name}"
+        );
         store.delete("c", "a/b.c").await.unwrap();
         store.delete("c", "a/b.c").await.unwrap();
         assert!(store.list("c").await.unwrap().is_empty(), "{name}");

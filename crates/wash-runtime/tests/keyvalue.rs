@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::servers::{Nats, Redis};
-use common::{fixture, get, client, http_workload, interface, plugin_host, send};
+use common::{client, fixture, get, http_workload, interface, plugin_host, send};
 use wash_runtime::host::{Host, HostApi, HostError};
 use wash_runtime::plugin::HostPlugin;
 
@@ -57,14 +57,18 @@ async fn start(host: &Host, id: &str, component: &str, backend: &Backend, env: &
     let mut workload = http_workload(id, fixture(component), &[("host", &format!("{id}.test"))]);
     let config = backend.config();
     let config: Vec<(&str, &str)> = config.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    workload.host_interfaces.push(interface("wasi", "keyvalue", &config));
+    workload
+        .host_interfaces
+        .push(interface("wasi", "keyvalue", &config));
     for (k, v) in env {
         workload.components[0]
             .local_resources
             .environment
             .insert(k.to_string(), v.to_string());
     }
-    host.workload_start(id, workload).await.unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
+    host.workload_start(id, workload)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
 }
 
 fn plugins() -> Vec<Arc<dyn HostPlugin>> {
@@ -82,16 +86,56 @@ async fn conformance(host: &Host, id: &str, backend: &str) {
     let ok = |text: &str| (200u16, text.to_string());
 
     // get / set / exists / delete
-    assert_eq!(call("GET", "/kv/b1/k1".into(), "").await, ok("<none>"), "{backend}");
-    assert_eq!(call("PUT", "/kv/b1/k1".into(), "v1").await, ok("set"), "{backend}");
-    assert_eq!(call("GET", "/kv/b1/k1".into(), "").await, ok("v1"), "{backend}");
-    assert_eq!(call("POST", "/kv/b1/k1/exists".into(), "").await, ok("true"), "{backend}");
-    assert_eq!(call("PUT", "/kv/b1/k1".into(), "v2").await, ok("set"), "{backend}: overwrite");
-    assert_eq!(call("GET", "/kv/b1/k1".into(), "").await, ok("v2"), "{backend}");
-    assert_eq!(call("DELETE", "/kv/b1/k1".into(), "").await, ok("deleted"), "{backend}");
-    assert_eq!(call("GET", "/kv/b1/k1".into(), "").await, ok("<none>"), "{backend}");
-    assert_eq!(call("POST", "/kv/b1/k1/exists".into(), "").await, ok("false"), "{backend}");
-    assert_eq!(call("DELETE", "/kv/b1/absent".into(), "").await, ok("deleted"), "{backend}: delete absent");
+    assert_eq!(
+        call("GET", "/kv/b1/k1".into(), "").await,
+        ok("<none>"),
+        "{backend}"
+    );
+    assert_eq!(
+        call("PUT", "/kv/b1/k1".into(), "v1").await,
+        ok("set"),
+        "{backend}"
+    );
+    assert_eq!(
+        call("GET", "/kv/b1/k1".into(), "").await,
+        ok("v1"),
+        "{backend}"
+    );
+    assert_eq!(
+        call("POST", "/kv/b1/k1/exists".into(), "").await,
+        ok("true"),
+        "{backend}"
+    );
+    assert_eq!(
+        call("PUT", "/kv/b1/k1".into(), "v2").await,
+        ok("set"),
+        "{backend}: overwrite"
+    );
+    assert_eq!(
+        call("GET", "/kv/b1/k1".into(), "").await,
+        ok("v2"),
+        "{backend}"
+    );
+    assert_eq!(
+        call("DELETE", "/kv/b1/k1".into(), "").await,
+        ok("deleted"),
+        "{backend}"
+    );
+    assert_eq!(
+        call("GET", "/kv/b1/k1".into(), "").await,
+        ok("<none>"),
+        "{backend}"
+    );
+    assert_eq!(
+        call("POST", "/kv/b1/k1/exists".into(), "").await,
+        ok("false"),
+        "{backend}"
+    );
+    assert_eq!(
+        call("DELETE", "/kv/b1/absent".into(), "").await,
+        ok("deleted"),
+        "{backend}: delete absent"
+    );
 
     // Keys and bucket names with characters backends cannot store as-is.
     let odd = "/kv/odd%20bucket.x/a.b%20c=d..e";
@@ -101,8 +145,16 @@ async fn conformance(host: &Host, id: &str, backend: &str) {
     // Buckets are separate.
     call("PUT", "/kv/b1/shared".into(), "one").await;
     call("PUT", "/kv/b2/shared".into(), "two").await;
-    assert_eq!(call("GET", "/kv/b1/shared".into(), "").await, ok("one"), "{backend}");
-    assert_eq!(call("GET", "/kv/b2/shared".into(), "").await, ok("two"), "{backend}");
+    assert_eq!(
+        call("GET", "/kv/b1/shared".into(), "").await,
+        ok("one"),
+        "{backend}"
+    );
+    assert_eq!(
+        call("GET", "/kv/b2/shared".into(), "").await,
+        ok("two"),
+        "{backend}"
+    );
 
     // list-keys, followed across pages by the guest.
     for i in 0..30 {
@@ -116,12 +168,27 @@ async fn conformance(host: &Host, id: &str, backend: &str) {
     assert_eq!(keys, expected, "{backend}");
 
     // atomics
-    assert_eq!(call("POST", "/kv/b1/n/incr/5".into(), "").await, ok("5"), "{backend}");
-    assert_eq!(call("POST", "/kv/b1/n/incr/7".into(), "").await, ok("12"), "{backend}");
-    assert_eq!(call("GET", "/kv/b1/n".into(), "").await, ok("12"), "{backend}: stored as decimal");
+    assert_eq!(
+        call("POST", "/kv/b1/n/incr/5".into(), "").await,
+        ok("5"),
+        "{backend}"
+    );
+    assert_eq!(
+        call("POST", "/kv/b1/n/incr/7".into(), "").await,
+        ok("12"),
+        "{backend}"
+    );
+    assert_eq!(
+        call("GET", "/kv/b1/n".into(), "").await,
+        ok("12"),
+        "{backend}: stored as decimal"
+    );
     call("PUT", "/kv/b1/word".into(), "abc").await;
     let (status, error) = call("POST", "/kv/b1/word/incr/1".into(), "").await;
-    assert_eq!(status, 500, "{backend}: incrementing text is an error: {error}");
+    assert_eq!(
+        status, 500,
+        "{backend}: incrementing text is an error: {error}"
+    );
     assert!(error.contains("Other(\""), "{backend}: {error}");
 
     // batch
@@ -130,7 +197,11 @@ async fn conformance(host: &Host, id: &str, backend: &str) {
         ok("x=1,y=2,z=3"),
         "{backend}"
     );
-    assert_eq!(call("GET", "/kv/b1/y".into(), "").await, ok("<none>"), "{backend}: delete-many");
+    assert_eq!(
+        call("GET", "/kv/b1/y".into(), "").await,
+        ok("<none>"),
+        "{backend}: delete-many"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,7 +219,14 @@ async fn a_thousand_concurrent_increments_count_exactly_on_every_backend() {
     for backend in Backend::all() {
         let host = plugin_host(plugins()).await;
         let id = format!("counter-{}", backend.name());
-        start(&host, &id, "http_kv_counter", &backend, &[("BUCKET", "counts")]).await;
+        start(
+            &host,
+            &id,
+            "http_kv_counter",
+            &backend,
+            &[("BUCKET", "counts")],
+        )
+        .await;
         let addr = host.http_addr().unwrap();
         let mut requests = Vec::new();
         for _ in 0..1000 {
@@ -165,7 +243,12 @@ async fn a_thousand_concurrent_increments_count_exactly_on_every_backend() {
         }
         seen.sort_unstable();
         let expected: Vec<u64> = (1..=1000).collect();
-        assert_eq!(seen, expected, "{}: every count seen exactly once", backend.name());
+        assert_eq!(
+            seen,
+            expected,
+            "{}: every count seen exactly once",
+            backend.name()
+        );
         let (_, total) = get(&client(), addr, &format!("{id}.test"), "/hits").await;
         assert_eq!(total, "1001\n", "{}", backend.name());
     }
@@ -179,17 +262,34 @@ async fn named_instances_reach_different_backends() {
     let mut cache = interface("wasi", "keyvalue", &[("backend", "memory")]);
     cache.name = Some("cache".into());
     let path = dir.path().display().to_string();
-    let mut durable = interface("wasi", "keyvalue", &[("backend", "filesystem"), ("path", &path), ("bucket", "kept")]);
+    let mut durable = interface(
+        "wasi",
+        "keyvalue",
+        &[
+            ("backend", "filesystem"),
+            ("path", &path),
+            ("bucket", "kept"),
+        ],
+    );
     durable.name = Some("durable".into());
     workload.host_interfaces.extend([cache, durable]);
     host.workload_start("named", workload).await.unwrap();
     let addr = host.http_addr().unwrap();
     send(addr, "named.test", "PUT", "/kv/cache/k", "in memory").await;
     send(addr, "named.test", "PUT", "/kv/durable/k", "on disk").await;
-    assert_eq!(send(addr, "named.test", "GET", "/kv/cache/k", "").await.1, "in memory");
-    assert_eq!(send(addr, "named.test", "GET", "/kv/durable/k", "").await.1, "on disk");
+    assert_eq!(
+        send(addr, "named.test", "GET", "/kv/cache/k", "").await.1,
+        "in memory"
+    );
+    assert_eq!(
+        send(addr, "named.test", "GET", "/kv/durable/k", "").await.1,
+        "on disk"
+    );
     // `durable` is the filesystem backend's bucket `kept`; `cache` is not on disk.
-    assert_eq!(std::fs::read(dir.path().join("kept").join("k")).unwrap(), b"on disk");
+    assert_eq!(
+        std::fs::read(dir.path().join("kept").join("k")).unwrap(),
+        b"on disk"
+    );
     assert!(!dir.path().join("cache").exists());
 }
 
@@ -219,10 +319,13 @@ async fn unreachable_backend_at_start_is_a_clear_error() {
         ("nats", format!("nats://127.0.0.1:{port}")),
     ] {
         let host = plugin_host(plugins()).await;
-        let mut workload = http_workload("down", fixture("http_kv_counter"), &[("host", "down.test")]);
-        workload
-            .host_interfaces
-            .push(interface("wasi", "keyvalue", &[("backend", kind), ("url", &url)]));
+        let mut workload =
+            http_workload("down", fixture("http_kv_counter"), &[("host", "down.test")]);
+        workload.host_interfaces.push(interface(
+            "wasi",
+            "keyvalue",
+            &[("backend", kind), ("url", &url)],
+        ));
         let err = host.workload_start("down", workload).await.unwrap_err();
         assert!(matches!(err, HostError::Plugin(_)), "{err}");
         let text = err.to_string();
@@ -236,9 +339,11 @@ async fn unreachable_backend_at_start_is_a_clear_error() {
 async fn unknown_config_keys_are_rejected() {
     let host = plugin_host(plugins()).await;
     let mut workload = http_workload("typo", fixture("http_kv_counter"), &[("host", "typo.test")]);
-    workload
-        .host_interfaces
-        .push(interface("wasi", "keyvalue", &[("backend", "memory"), ("urll", "x")]));
+    workload.host_interfaces.push(interface(
+        "wasi",
+        "keyvalue",
+        &[("backend", "memory"), ("urll", "x")],
+    ));
     let err = host.workload_start("typo", workload).await.unwrap_err();
     assert!(err.to_string().contains("`urll`"), "{err}");
 }
@@ -248,13 +353,22 @@ async fn nats_restart_mid_run_recovers() {
     let mut nats = Nats::start();
     let backend_url = nats.url();
     let host = plugin_host(plugins()).await;
-    let mut workload = http_workload("nats-r", fixture("http_kv_counter"), &[("host", "nats-r.test")]);
-    workload
-        .host_interfaces
-        .push(interface("wasi", "keyvalue", &[("backend", "nats"), ("url", &backend_url)]));
+    let mut workload = http_workload(
+        "nats-r",
+        fixture("http_kv_counter"),
+        &[("host", "nats-r.test")],
+    );
+    workload.host_interfaces.push(interface(
+        "wasi",
+        "keyvalue",
+        &[("backend", "nats"), ("url", &backend_url)],
+    ));
     host.workload_start("nats-r", workload).await.unwrap();
     let addr = host.http_addr().unwrap();
-    assert_eq!(get(&client(), addr, "nats-r.test", "/").await, (200, "1\n".into()));
+    assert_eq!(
+        get(&client(), addr, "nats-r.test", "/").await,
+        (200, "1\n".into())
+    );
 
     nats.restart();
     // The client reconnects on its own; the next calls succeed and the
@@ -277,23 +391,35 @@ async fn redis_down_gives_the_guest_an_error_and_the_host_keeps_serving() {
     let host = plugin_host(plugins()).await;
     let url = redis.url();
     let mut workload = http_workload("r", fixture("http_kv_counter"), &[("host", "r.test")]);
-    workload
-        .host_interfaces
-        .push(interface("wasi", "keyvalue", &[("backend", "redis"), ("url", &url)]));
+    workload.host_interfaces.push(interface(
+        "wasi",
+        "keyvalue",
+        &[("backend", "redis"), ("url", &url)],
+    ));
     host.workload_start("r", workload).await.unwrap();
     host.workload_start(
         "hello",
-        http_workload("hello", fixture("http_hello_world"), &[("host", "hello.test")]),
+        http_workload(
+            "hello",
+            fixture("http_hello_world"),
+            &[("host", "hello.test")],
+        ),
     )
     .await
     .unwrap();
     let addr = host.http_addr().unwrap();
-    assert_eq!(get(&client(), addr, "r.test", "/").await, (200, "1\n".into()));
+    assert_eq!(
+        get(&client(), addr, "r.test", "/").await,
+        (200, "1\n".into())
+    );
 
     redis.stop();
     let (status, body) = get(&client(), addr, "r.test", "/").await;
     assert_eq!(status, 500, "{body}");
-    assert!(body.contains("Other(\"Redis:"), "the interface's error value: {body}");
+    assert!(
+        body.contains("Other(\"Redis:"),
+        "the interface's error value: {body}"
+    );
     assert_eq!(get(&client(), addr, "hello.test", "/").await.0, 200);
 
     // And Redis coming back heals the connection.

@@ -38,11 +38,17 @@ fn message(subject: &str, body: &str) -> Message {
 async fn backend_suite(bus: Arc<dyn MessagingBackend>, name: &str) {
     // Wildcards: `*` one token, `>` the rest.
     let mut star = bus
-        .subscribe(Subscription { subjects: vec!["orders.*".into()], ..Default::default() })
+        .subscribe(Subscription {
+            subjects: vec!["orders.*".into()],
+            ..Default::default()
+        })
         .await
         .unwrap();
     let mut tail = bus
-        .subscribe(Subscription { subjects: vec!["orders.>".into()], ..Default::default() })
+        .subscribe(Subscription {
+            subjects: vec!["orders.>".into()],
+            ..Default::default()
+        })
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -58,7 +64,10 @@ async fn backend_suite(bus: Arc<dyn MessagingBackend>, name: &str) {
         queue_group: Some("workers".into()),
         durable: None,
     };
-    let (mut a, mut b) = (bus.subscribe(group()).await.unwrap(), bus.subscribe(group()).await.unwrap());
+    let (mut a, mut b) = (
+        bus.subscribe(group()).await.unwrap(),
+        bus.subscribe(group()).await.unwrap(),
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     for i in 0..40 {
         bus.publish(message("jobs", &i.to_string())).await.unwrap();
@@ -73,11 +82,17 @@ async fn backend_suite(bus: Arc<dyn MessagingBackend>, name: &str) {
         }
     }
     assert_eq!(na + nb, 40, "{name}: each message to exactly one member");
-    assert!(na > 0 && nb > 0, "{name}: both members got some ({na}/{nb})");
+    assert!(
+        na > 0 && nb > 0,
+        "{name}: both members got some ({na}/{nb})"
+    );
 
     // Request / reply, and a request nobody answers.
     let mut responder = bus
-        .subscribe(Subscription { subjects: vec!["rpc.upper".into()], ..Default::default() })
+        .subscribe(Subscription {
+            subjects: vec!["rpc.upper".into()],
+            ..Default::default()
+        })
         .await
         .unwrap();
     let answering = bus.clone();
@@ -90,12 +105,20 @@ async fn backend_suite(bus: Arc<dyn MessagingBackend>, name: &str) {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let reply = bus
-        .request("rpc.upper".into(), Bytes::from("shout"), Duration::from_secs(5))
+        .request(
+            "rpc.upper".into(),
+            Bytes::from("shout"),
+            Duration::from_secs(5),
+        )
         .await
         .unwrap();
     assert_eq!(reply.body, "SHOUT", "{name}");
     let error = bus
-        .request("rpc.nobody".into(), Bytes::new(), Duration::from_millis(300))
+        .request(
+            "rpc.nobody".into(),
+            Bytes::new(),
+            Duration::from_millis(300),
+        )
         .await
         .unwrap_err();
     assert!(error.contains("rpc.nobody"), "{name}: {error}");
@@ -105,7 +128,11 @@ async fn backend_suite(bus: Arc<dyn MessagingBackend>, name: &str) {
 async fn backend_suite_on_every_backend() {
     backend_suite(Arc::new(InMemoryMessaging::default()), "memory").await;
     let nats = Nats::start();
-    backend_suite(Arc::new(NatsMessaging::connect(&nats.url()).await.unwrap()), "nats").await;
+    backend_suite(
+        Arc::new(NatsMessaging::connect(&nats.url()).await.unwrap()),
+        "nats",
+    )
+    .await;
 }
 
 /// A workload running `messaging-echo`, subscribed per `config`.
@@ -145,11 +172,18 @@ async fn echo_answers_requests_on_every_backend() {
     // In-process: the test talks through the same bus.
     let bus = Arc::new(InMemoryMessaging::default());
     let host = host_with_messaging(bus.clone()).await;
-    host.workload_start("echo-mem", echo_workload("echo-mem", &[("subscriptions", "echo.>")], &[]))
-        .await
-        .unwrap();
+    host.workload_start(
+        "echo-mem",
+        echo_workload("echo-mem", &[("subscriptions", "echo.>")], &[]),
+    )
+    .await
+    .unwrap();
     let reply = bus
-        .request("echo.hi".into(), Bytes::from("ping"), Duration::from_secs(5))
+        .request(
+            "echo.hi".into(),
+            Bytes::from("ping"),
+            Duration::from_secs(5),
+        )
         .await
         .unwrap();
     assert_eq!(reply.body, "ping");
@@ -160,7 +194,15 @@ async fn echo_answers_requests_on_every_backend() {
     let host = host_with_messaging(Arc::new(InMemoryMessaging::default())).await;
     host.workload_start(
         "echo-nats",
-        echo_workload("echo-nats", &[("backend", "nats"), ("url", &url), ("subscriptions", "echo.>")], &[]),
+        echo_workload(
+            "echo-nats",
+            &[
+                ("backend", "nats"),
+                ("url", &url),
+                ("subscriptions", "echo.>"),
+            ],
+            &[],
+        ),
     )
     .await
     .unwrap();
@@ -184,15 +226,25 @@ async fn a_queue_group_spreads_messages_over_replicas() {
     let url = nats.url();
     let host = host_with_messaging(Arc::new(InMemoryMessaging::default())).await;
     for replica in ["r1", "r2"] {
-        let config = [("backend", "nats"), ("url", url.as_str()), ("subscriptions", "work"), ("queue-group", "workers")];
+        let config = [
+            ("backend", "nats"),
+            ("url", url.as_str()),
+            ("subscriptions", "work"),
+            ("queue-group", "workers"),
+        ];
         let env = [("FORWARD_TO", "results"), ("REPLICA", replica)];
-        host.workload_start(replica, echo_workload("workers", &config, &env)).await.unwrap();
+        host.workload_start(replica, echo_workload("workers", &config, &env))
+            .await
+            .unwrap();
     }
     let client = async_nats::connect(&url).await.unwrap();
     let mut results = client.subscribe("results").await.unwrap();
     client.flush().await.unwrap();
     for i in 0..20 {
-        client.publish("work", format!("job-{i}").into()).await.unwrap();
+        client
+            .publish("work", format!("job-{i}").into())
+            .await
+            .unwrap();
     }
     let mut by_replica: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..20 {
@@ -205,7 +257,11 @@ async fn a_queue_group_spreads_messages_over_replicas() {
         *by_replica.entry(replica.to_string()).or_default() += 1;
     }
     assert_eq!(by_replica.values().sum::<usize>(), 20);
-    assert_eq!(by_replica.len(), 2, "both replicas handled some: {by_replica:?}");
+    assert_eq!(
+        by_replica.len(),
+        2,
+        "both replicas handled some: {by_replica:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +279,15 @@ async fn a_trapping_handler_loses_no_jetstream_message() {
     // This version traps on every job.
     host.workload_start(
         "failing",
-        echo_workload("jobs", &config, &[("PANIC_ON", "job"), ("FORWARD_TO", "done"), ("REPLICA", "failing")]),
+        echo_workload(
+            "jobs",
+            &config,
+            &[
+                ("PANIC_ON", "job"),
+                ("FORWARD_TO", "done"),
+                ("REPLICA", "failing"),
+            ],
+        ),
     )
     .await
     .unwrap();
@@ -240,7 +304,9 @@ async fn a_trapping_handler_loses_no_jetstream_message() {
 
     // It is tried (and fails) more than once: JetStream redelivers.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while logs::lines_with(&["workload=failing", "message not handled", "delivered again"]).len() < 2 {
+    while logs::lines_with(&["workload=failing", "message not handled", "delivered again"]).len()
+        < 2
+    {
         assert!(tokio::time::Instant::now() < deadline, "no redelivery seen");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -249,7 +315,11 @@ async fn a_trapping_handler_loses_no_jetstream_message() {
     host.workload_stop("failing").await;
     host.workload_start(
         "fixed",
-        echo_workload("jobs", &config, &[("FORWARD_TO", "done"), ("REPLICA", "fixed")]),
+        echo_workload(
+            "jobs",
+            &config,
+            &[("FORWARD_TO", "done"), ("REPLICA", "fixed")],
+        ),
     )
     .await
     .unwrap();
@@ -266,19 +336,33 @@ async fn a_failing_handler_on_a_core_subject_is_logged() {
     let host = host_with_messaging(bus.clone()).await;
     host.workload_start(
         "core-fail",
-        echo_workload("core-fail", &[("subscriptions", "events")], &[("PANIC_ON", "boom")]),
+        echo_workload(
+            "core-fail",
+            &[("subscriptions", "events")],
+            &[("PANIC_ON", "boom")],
+        ),
     )
     .await
     .unwrap();
     bus.publish(message("events", "boom")).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let lines = logs::lines_with(&["workload=core-fail", "message not handled", "subject=events"]);
+        let lines = logs::lines_with(&[
+            "workload=core-fail",
+            "message not handled",
+            "subject=events",
+        ]);
         if let Some(line) = lines.first() {
-            assert!(!line.contains("delivered again"), "core NATS does not redeliver: {line}");
+            assert!(
+                !line.contains("delivered again"),
+                "core NATS does not redeliver: {line}"
+            );
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no log line for the failure");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no log line for the failure"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -35,6 +35,16 @@ pub struct BuildConfig {
 pub struct DevConfig {
     /// Address to serve on.
     pub address: Option<String>,
+    /// Key-value in Redis at this URL.
+    pub wasi_keyvalue_redis_url: Option<String>,
+    /// Key-value in NATS JetStream KV at this URL.
+    pub wasi_keyvalue_nats_url: Option<String>,
+    /// Key-value in files under this directory.
+    pub wasi_keyvalue_path: Option<PathBuf>,
+    /// Blobs in files under this directory.
+    pub wasi_blobstore_path: Option<PathBuf>,
+    /// Messaging over NATS at this URL.
+    pub data_nats_url: Option<String>,
 }
 
 /// The project's config file, if it has one.

@@ -287,3 +287,41 @@ async fn dev_trusts_extra_cas_for_outbound_https() {
         finished.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_provides_plugins_with_backends_from_config() {
+    let counter = fixture("http_kv_counter");
+    // Defaults: in-memory key-value.
+    let mut command = wash();
+    command
+        .args(["dev", "--no-watch", "--address", "127.0.0.1:0"])
+        .arg(&counter);
+    let dev = Running::spawn(command);
+    let url = url_in(&dev.wait_for("Serving", REBUILD).await);
+    assert_eq!(get(&url).await, (200, "1\n".into()));
+    assert_eq!(get(&url).await, (200, "2\n".into()));
+    assert!(dev.terminate().await);
+
+    // `dev.wasi_keyvalue_path`: counts survive a restart of wash dev.
+    let project = tempfile::tempdir().unwrap();
+    let data = project.path().join("kv-data");
+    std::fs::create_dir(project.path().join(".wash")).unwrap();
+    std::fs::write(
+        project.path().join(".wash/config.yaml"),
+        format!("dev:\n  wasi_keyvalue_path: {}\n", data.display()),
+    )
+    .unwrap();
+    for expected in ["1\n", "2\n"] {
+        let mut command = wash();
+        command
+            .args(["dev", "--no-watch", "--address", "127.0.0.1:0", "-C"])
+            .arg(project.path())
+            .arg(&counter);
+        let dev = Running::spawn(command);
+        let url = url_in(&dev.wait_for("Serving", REBUILD).await);
+        assert_eq!(get(&url).await, (200, expected.into()));
+        let said = dev.stderr.lock().unwrap().join("\n");
+        assert!(said.contains("Key-value: filesystem at"), "{said}");
+        assert!(dev.terminate().await);
+    }
+}

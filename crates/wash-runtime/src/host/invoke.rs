@@ -107,10 +107,7 @@ impl ComponentHandle {
             .data_mut()
             .deadline
             .set(Instant::now() + self.inner.timeout);
-        Ok(InstanceStore {
-            store,
-            _slot: slot,
-        })
+        Ok(InstanceStore { store, _slot: slot })
     }
 
     /// The deadline each call into the component gets.

@@ -212,23 +212,22 @@ impl HostBuilder {
             plugin.start().await?;
         }
         let registry = Arc::new(Registry::default());
-        let server = match (&self.http, &router) {
-            (Some(http), Some(router)) => {
-                let ingress = Ingress {
-                    router: router.clone(),
-                    registry: registry.clone(),
-                };
-                Some(
-                    HttpServer::start(http, ingress)
-                        .await
-                        .map_err(|source| HostError::Bind {
+        let server =
+            match (&self.http, &router) {
+                (Some(http), Some(router)) => {
+                    let ingress = Ingress {
+                        router: router.clone(),
+                        registry: registry.clone(),
+                    };
+                    Some(HttpServer::start(http, ingress).await.map_err(|source| {
+                        HostError::Bind {
                             addr: http.addr,
                             source,
-                        })?,
-                )
-            }
-            _ => None,
-        };
+                        }
+                    })?)
+                }
+                _ => None,
+            };
         let engine_slots = engine.max_instances() as usize;
         Ok(Host {
             inner: Arc::new(HostInner {

@@ -38,11 +38,14 @@ pub struct Secret(Arc<SecretValue>);
 #[derive(Debug, Default)]
 pub struct Secrets {
     /// Secrets resolved per workload at bind time.
-    by_workload: Mutex<HashMap<String, Arc<HashMap<String, Arc<SecretValue>>>>>,
+    by_workload: Mutex<HashMap<String, Arc<SecretMap>>>,
 }
 
+/// A workload's secrets by name.
+type SecretMap = HashMap<String, Arc<SecretValue>>;
+
 struct SecretsBinding {
-    secrets: Arc<HashMap<String, Arc<SecretValue>>>,
+    secrets: Arc<SecretMap>,
 }
 
 impl Secrets {
@@ -158,5 +161,31 @@ impl reveal::Host for PluginView<'_> {
             Ok(text) => WitSecretValue::String(text.to_string()),
             Err(_) => WitSecretValue::Bytes(value.0.to_vec()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_never_print() {
+        let value = SecretValue(Zeroizing::new(b"hunter2".to_vec()));
+        assert_eq!(format!("{value:?}"), "SecretValue(<redacted>)");
+        let handle = Secret(Arc::new(value));
+        assert!(!format!("{handle:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn sources_must_be_env_or_file() {
+        let err = Secrets::resolve("k", "literal:oops").unwrap_err();
+        assert!(
+            err.to_string().contains("`env:<VAR>` or `file:<path>`"),
+            "{err}"
+        );
+        assert!(
+            !err.to_string().contains("oops"),
+            "the value stays out of errors"
+        );
     }
 }

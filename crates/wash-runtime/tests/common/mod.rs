@@ -108,7 +108,12 @@ pub async fn send(
         .unwrap();
     let response = client.request(request).await.expect("request sent");
     let status = response.status().as_u16();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -187,14 +192,26 @@ pub mod logs {
         }
     }
 
-    /// Installs the capturing subscriber (once per test binary).
+    /// Installs the capturing subscriber at `info` (once per test binary).
     pub fn capture() {
+        capture_at("info");
+    }
+
+    /// Installs the capturing subscriber with `filter` (the first call in a
+    /// test binary wins).
+    pub fn capture_at(filter: &str) {
         BUFFER.get_or_init(|| Box::leak(Box::new(Mutex::new(Vec::new()))));
         let _ = tracing_subscriber::fmt()
-            .with_env_filter("info")
+            .with_env_filter(filter)
             .with_ansi(false)
             .with_writer(|| Sink)
             .try_init();
+    }
+
+    /// Everything captured so far.
+    pub fn all() -> String {
+        let buffer = BUFFER.get().expect("logs::capture() first").lock().unwrap();
+        String::from_utf8_lossy(&buffer).into_owned()
     }
 
     /// Every captured line containing all of `needles`.

@@ -19,11 +19,25 @@ use wash_runtime::engine::{CacheOutcome, EngineBuilder};
 use wash_runtime::host::egress::DefaultOutgoingHandler;
 use wash_runtime::host::http::{DevRouter, HttpServerBuilder};
 use wash_runtime::host::{Host, HostApi, HostBuilder, HostError};
+use wash_runtime::plugin::HostPlugin;
+use wash_runtime::plugin::blobstore::{
+    Blobstore, BlobstoreBackend, FilesystemBlobstore, InMemoryBlobstore,
+};
+use wash_runtime::plugin::config::Config;
+use wash_runtime::plugin::keyvalue::{
+    FilesystemKeyValue, InMemoryKeyValue, KeyValue, KeyValueBackend, NatsKeyValue, RedisKeyValue,
+};
+use wash_runtime::plugin::logging::Logging;
+use wash_runtime::plugin::messaging::{
+    InMemoryMessaging, Messaging, MessagingBackend, NatsMessaging,
+};
+use wash_runtime::plugin::secrets::Secrets;
 use wash_runtime::tls::TrustRoots;
 use wash_runtime::types::{Component, LocalResources, WitInterface, Workload};
 
 use crate::build::{self, Project};
 use crate::cli::{GlobalArgs, OutputFormat};
+use crate::config::DevConfig;
 use crate::{output, paths};
 
 /// Where `wash dev` serves unless told otherwise.
@@ -75,12 +89,21 @@ pub struct DevArgs {
 /// What `wash dev` serves.
 enum Source {
     /// A project it builds.
-    Project(Project),
+    Project(Box<Project>),
     /// A component built elsewhere.
     File(PathBuf),
 }
 
 impl Source {
+    /// `wash dev` settings of the project (or of `-C`/the current directory
+    /// when serving a prebuilt file).
+    fn dev_config(&self, global: &GlobalArgs) -> Result<DevConfig> {
+        Ok(match self {
+            Source::Project(project) => project.config.dev.clone(),
+            Source::File(_) => crate::config::load(&super::project_dir(global))?.dev,
+        })
+    }
+
     fn from_args(global: &GlobalArgs, args: &DevArgs) -> Result<Self> {
         let target = args
             .target
@@ -92,7 +115,7 @@ impl Source {
                 .with_context(|| format!("cannot open component {}", target.display()))?;
             return Ok(Source::File(path));
         }
-        Ok(Source::Project(Project::open(&target)?))
+        Ok(Source::Project(Box::new(Project::open(&target)?)))
     }
 
     /// Builds if needed; the component to serve.
@@ -243,6 +266,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
         (None, Source::File(_)) => DEFAULT_ADDRESS.parse()?,
     };
 
+    let dev_config = source.dev_config(global)?;
     let artifact = source.artifact().await?;
 
     let engine = EngineBuilder::new()
@@ -264,6 +288,9 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
     );
     if let Some(timeout) = args.request_timeout {
         builder = builder.with_request_timeout(timeout);
+    }
+    for plugin in plugins(&dev_config).await? {
+        builder = builder.with_plugin(plugin)?;
     }
     let host = builder.start().await.map_err(|e| match e {
         HostError::Bind { addr, source } => anyhow::anyhow!(
@@ -363,6 +390,54 @@ async fn reload(dev: &mut Dev, source: &Source) {
             },
         ),
     }
+}
+
+/// The capability plugins, with backends from the `dev` config section:
+/// in-process by default.
+async fn plugins(dev: &DevConfig) -> Result<Vec<Arc<dyn HostPlugin>>> {
+    let keyvalue: Arc<dyn KeyValueBackend> = match (
+        &dev.wasi_keyvalue_redis_url,
+        &dev.wasi_keyvalue_nats_url,
+        &dev.wasi_keyvalue_path,
+    ) {
+        (Some(url), None, None) => Arc::new(RedisKeyValue::connect(url).await?),
+        (None, Some(url), None) => Arc::new(NatsKeyValue::connect(url).await?),
+        (None, None, Some(path)) => {
+            Arc::new(FilesystemKeyValue::new(path).context("dev.wasi_keyvalue_path")?)
+        }
+        (None, None, None) => Arc::new(InMemoryKeyValue::default()),
+        _ => anyhow::bail!(
+            "set at most one of dev.wasi_keyvalue_redis_url, dev.wasi_keyvalue_nats_url and \
+             dev.wasi_keyvalue_path"
+        ),
+    };
+    let blobstore: Arc<dyn BlobstoreBackend> = match &dev.wasi_blobstore_path {
+        Some(path) => Arc::new(FilesystemBlobstore::new(path).context("dev.wasi_blobstore_path")?),
+        None => Arc::new(InMemoryBlobstore::default()),
+    };
+    let messaging: Arc<dyn MessagingBackend> = match &dev.data_nats_url {
+        Some(url) => Arc::new(
+            NatsMessaging::connect(url)
+                .await
+                .map_err(anyhow::Error::msg)
+                .context("dev.data_nats_url")?,
+        ),
+        None => Arc::new(InMemoryMessaging::default()),
+    };
+    eprintln!(
+        "Key-value: {}; blobs: {}; messaging: {}",
+        keyvalue.describe(),
+        blobstore.describe(),
+        messaging.describe()
+    );
+    Ok(vec![
+        Arc::new(Config),
+        Arc::new(Logging),
+        Arc::new(KeyValue::new(keyvalue)),
+        Arc::new(Blobstore::new(blobstore)),
+        Arc::new(Messaging::new(messaging)),
+        Arc::new(Secrets::new()),
+    ])
 }
 
 fn parse_key_value(raw: &str) -> Result<(String, String), String> {

@@ -68,9 +68,8 @@ impl KeyValueBucket for MemoryBucket {
         let mut values = self.values();
         let result = parse_counter(values.get(key).map(Vec::as_slice))
             .and_then(|old| add(old, delta))
-            .map(|new| {
+            .inspect(|new| {
                 values.insert(key.to_string(), new.to_string().into_bytes());
-                new
             });
         futures::future::ready(result).boxed()
     }
