@@ -36,6 +36,8 @@
 
 pub mod engine;
 pub mod host;
+pub mod oci;
 pub mod plugin;
 pub mod tls;
 pub mod types;
+pub mod washlet;

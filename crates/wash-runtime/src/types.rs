@@ -71,6 +71,60 @@ pub struct Component {
     pub max_invocations: i32,
     /// Requests one instance may serve at once (P3 components only).
     pub max_concurrency: i32,
+    /// Registry credentials for `image` (else the docker config is used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_pull_secret: Option<Credentials>,
+    /// When `image` is pulled.
+    pub image_pull_policy: PullPolicy,
+}
+
+/// When a host pulls a component's image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub enum PullPolicy {
+    /// On every start, even when cached.
+    Always,
+    /// Only when the image is not in the local cache.
+    #[default]
+    IfNotPresent,
+    /// Never: the image must be cached.
+    Never,
+}
+
+/// Registry credentials. The password never prints.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+impl Credentials {
+    /// A user name and password.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The user name.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The password.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 impl fmt::Debug for Component {
@@ -88,6 +142,8 @@ impl fmt::Debug for Component {
             .field("pool_size", &self.pool_size)
             .field("max_invocations", &self.max_invocations)
             .field("max_concurrency", &self.max_concurrency)
+            .field("image_pull_secret", &self.image_pull_secret)
+            .field("image_pull_policy", &self.image_pull_policy)
             .finish()
     }
 }

@@ -57,4 +57,20 @@ pub enum Command {
     Dev(crate::commands::dev::DevArgs),
     /// Show a component's WIT world: what it imports and exports.
     Inspect(crate::commands::inspect::InspectArgs),
+    /// Run a host that joins the control plane over NATS.
+    Host(crate::commands::host::HostArgs),
+    /// Start, inspect or stop workloads on a host (control-plane protocol).
+    Workload(crate::commands::workload::WorkloadArgs),
+    /// Push and pull components to and from OCI registries.
+    Oci(crate::commands::oci::OciArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -33,6 +33,9 @@ fn main() -> ExitCode {
             Command::Build(args) => commands::build::run(&cli.global, args).await,
             Command::Dev(args) => commands::dev::run(&cli.global, args).await,
             Command::Inspect(args) => commands::inspect::run(&cli.global, args).await,
+            Command::Host(args) => commands::host::run(&cli.global, args).await,
+            Command::Workload(args) => commands::workload::run(&cli.global, args).await,
+            Command::Oci(args) => commands::oci::run(&cli.global, args).await,
         }
     });
     match result {
@@ -48,8 +51,9 @@ fn main() -> ExitCode {
 /// Logs go to stderr; stdout carries results only.
 fn init_logging(cli: &Cli) {
     let default = match &cli.command {
-        // Dev shows what guests print and why requests fail.
+        // Dev and hosts show what guests print and why requests fail.
         Command::Dev(_) => "warn,wash::guest=info",
+        Command::Host(_) => "info",
         _ => "warn",
     };
     let filter = match (&cli.global.log_level, cli.global.verbose) {

@@ -71,6 +71,14 @@ pub enum HostError {
         /// What is wrong.
         reason: String,
     },
+    /// A component's image could not be pulled.
+    #[error("component `{component}`: {source}")]
+    Pull {
+        /// Component name.
+        component: String,
+        /// What went wrong.
+        source: crate::oci::OciError,
+    },
     /// A volume could not be prepared.
     #[error("workload `{workload}`: volume `{volume}`: {reason}")]
     Volume {
@@ -117,6 +125,8 @@ pub trait HostApi: Send + Sync {
 pub struct HostStats {
     /// Workloads known to the host (any state).
     pub workloads: usize,
+    /// Components of running workloads.
+    pub components: usize,
     /// Component instances (stores) alive right now.
     pub live_instances: usize,
 }
@@ -135,6 +145,7 @@ pub struct HostStats {
 /// # Ok(()) }
 /// ```
 pub struct HostBuilder {
+    oci: Option<crate::oci::OciClient>,
     engine: Option<Engine>,
     http: Option<HttpServerBuilder>,
     request_timeout: Duration,
@@ -152,12 +163,19 @@ impl HostBuilder {
     /// A host with a default engine, no HTTP server and a 30 s deadline.
     pub fn new() -> Self {
         Self {
+            oci: None,
             engine: None,
             http: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             allow_private_networks: false,
             plugins: Vec::new(),
         }
+    }
+
+    /// Pulls components that name an `image` with this client.
+    pub fn with_oci(mut self, oci: crate::oci::OciClient) -> Self {
+        self.oci = Some(oci);
+        self
     }
 
     /// Adds a capability plugin. Ids must be unique.
@@ -235,6 +253,7 @@ impl HostBuilder {
                 linker,
                 provided: ProvidedInterfaces::wasi(),
                 plugins: self.plugins,
+                oci: self.oci.map(Arc::new),
                 registry,
                 router,
                 outgoing,
@@ -273,6 +292,7 @@ struct HostInner {
     linker: Linker<StoreState>,
     provided: ProvidedInterfaces,
     plugins: Vec<Arc<dyn HostPlugin>>,
+    oci: Option<Arc<crate::oci::OciClient>>,
     registry: Arc<Registry>,
     router: Option<Arc<dyn Router>>,
     outgoing: Arc<dyn OutgoingHandler>,
@@ -381,10 +401,76 @@ impl Host {
 
     /// Counters for metrics and leak checks.
     pub fn stats(&self) -> HostStats {
+        let slots = self.inner.registry.read();
         HostStats {
-            workloads: self.inner.registry.read().len(),
+            workloads: slots.len(),
+            components: slots
+                .values()
+                .map(|slot| match slot {
+                    Slot::Running { workload, .. } => workload.components.len(),
+                    _ => 0,
+                })
+                .sum(),
             live_instances: self.inner.live.load(Ordering::Relaxed),
         }
+    }
+
+    /// Interfaces components can import on this host: WASI (P2, P3) and
+    /// those of its plugins.
+    pub fn provided_interfaces(&self) -> Vec<crate::types::WitInterface> {
+        let mut provided: Vec<crate::types::WitInterface> = [
+            ("io", "0.2"),
+            ("clocks", "0.2"),
+            ("random", "0.2"),
+            ("cli", "0.2"),
+            ("filesystem", "0.2"),
+            ("sockets", "0.2"),
+            ("http", "0.2"),
+            ("http", "0.3"),
+        ]
+        .iter()
+        .map(|(package, version)| crate::types::WitInterface {
+            namespace: "wasi".into(),
+            package: (*package).into(),
+            version: Some((*version).into()),
+            ..Default::default()
+        })
+        .collect();
+        for plugin in &self.inner.plugins {
+            for world in plugin.world() {
+                provided.push(crate::types::WitInterface {
+                    namespace: world.namespace,
+                    package: world.package,
+                    interfaces: world.interfaces,
+                    version: Some(world.version),
+                    ..Default::default()
+                });
+            }
+        }
+        provided
+    }
+
+    /// Interfaces this host calls on components (the exports it serves).
+    pub fn called_interfaces(&self) -> Vec<crate::types::WitInterface> {
+        let mut called = Vec::new();
+        if self.inner.http_addr.is_some() {
+            called.push(crate::types::WitInterface {
+                namespace: "wasi".into(),
+                package: "http".into(),
+                interfaces: vec!["incoming-handler".into(), "handler".into()],
+                ..Default::default()
+            });
+        }
+        if self.inner.plugins.iter().any(|p| p.id() == "wasmcloud-messaging") {
+            called.push(crate::types::WitInterface {
+                namespace: "wasmcloud".into(),
+                package: "messaging".into(),
+                interfaces: vec!["handler".into()],
+                version: Some("0.2.0".into()),
+                ..Default::default()
+            });
+        }
+        called
     }
 
     /// The components of a running workload.
@@ -516,6 +602,7 @@ impl Host {
         }
         let (volumes, scratch) = prepare_volumes(workload)?;
         let workload_id: Arc<str> = id.into();
+        let workload = &self.pull_images(workload).await?;
 
         // 1. Compile (CPU-bound: off the async workers) and find who
         //    provides each import.
@@ -587,6 +674,57 @@ impl Host {
             plugins: bound,
             _scratch: scratch,
         })
+    }
+
+    /// Fetches the bytes of components that name an image, all at once.
+    async fn pull_images(&self, workload: &Arc<Workload>) -> Result<Arc<Workload>, HostError> {
+        let needed: Vec<usize> = workload
+            .components
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.bytes.is_none() && c.image.is_some())
+            .map(|(i, _)| i)
+            .collect();
+        if needed.is_empty() {
+            return Ok(workload.clone());
+        }
+        let Some(oci) = &self.inner.oci else {
+            // Resolution reports the component that cannot be loaded.
+            return Ok(workload.clone());
+        };
+        let pulls = needed.iter().map(|index| {
+            let component = &workload.components[*index];
+            let image = component.image.clone().unwrap_or_default();
+            async move {
+                let started = std::time::Instant::now();
+                let pulled = oci
+                    .pull(
+                        &image,
+                        component.image_pull_secret.as_ref(),
+                        component.image_pull_policy,
+                        &|_, _| {},
+                    )
+                    .await
+                    .map_err(|source| HostError::Pull {
+                        component: component.name.clone(),
+                        source,
+                    })?;
+                tracing::info!(
+                    %image,
+                    digest = %pulled.digest,
+                    cached = pulled.cached,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "component image ready"
+                );
+                Ok::<_, HostError>((*index, pulled))
+            }
+        });
+        let mut filled = (**workload).clone();
+        for result in futures::future::join_all(pulls).await {
+            let (index, pulled) = result?;
+            filled.components[index].bytes = Some(pulled.bytes);
+        }
+        Ok(Arc::new(filled))
     }
 
     /// Runs resolution work on a blocking thread with a resolve context.

@@ -334,7 +334,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
         },
     );
 
-    let shutdown = shutdown_signal();
+    let shutdown = super::shutdown_signal();
     tokio::pin!(shutdown);
     if args.no_watch {
         shutdown.await;
@@ -524,25 +524,3 @@ fn is_editor_noise(path: &Path) -> bool {
         || name == "4913"
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}

@@ -2,7 +2,10 @@
 
 pub mod build;
 pub mod dev;
+pub mod host;
 pub mod inspect;
+pub mod oci;
+pub mod workload;
 
 use std::path::PathBuf;
 
@@ -14,4 +17,27 @@ pub fn project_dir(global: &GlobalArgs) -> PathBuf {
         .project_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }

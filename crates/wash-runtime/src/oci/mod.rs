@@ -1,0 +1,382 @@
+//! Components as OCI artifacts: pushed and pulled with `oci-client` in the
+//! CNCF wasm layout (config `application/vnd.wasm.config.v0+json`, one
+//! `application/wasm` layer), cached on disk by digest and verified.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+use oci_client::manifest::OciImageManifest;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use sha2::{Digest, Sha256};
+
+use crate::types::{Credentials, PullPolicy};
+
+/// Media type of the artifact's config.
+pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
+/// Media type of the component layer.
+pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
+/// Layer media types accepted when pulling (older tools wrote the second).
+const ACCEPTED_LAYERS: [&str; 2] = [WASM_LAYER_MEDIA_TYPE, "application/vnd.wasm.content.layer.v1+wasm"];
+
+/// Errors of OCI operations; each names the reference.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OciError {
+    /// The reference does not parse.
+    #[error("`{reference}` is not a valid OCI reference: {reason}")]
+    Reference {
+        /// The reference.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+    /// The registry refused or failed.
+    #[error("{operation} `{reference}`: {reason}")]
+    Registry {
+        /// `pull` or `push`.
+        operation: &'static str,
+        /// The reference.
+        reference: String,
+        /// What the registry or network said.
+        reason: String,
+    },
+    /// The artifact holds no wasm component layer.
+    #[error("`{reference}` is not a wasm component artifact (layers: {layers})")]
+    NotWasm {
+        /// The reference.
+        reference: String,
+        /// Media types it does have.
+        layers: String,
+    },
+    /// The bytes do not match their digest.
+    #[error("`{reference}`: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// The reference.
+        reference: String,
+        /// Declared digest.
+        expected: String,
+        /// Digest of what arrived.
+        actual: String,
+    },
+    /// Pull policy `Never` and nothing cached.
+    #[error("`{reference}` is not cached and the pull policy is Never")]
+    NotCached {
+        /// The reference.
+        reference: String,
+    },
+    /// The pull took longer than allowed.
+    #[error("pulling `{reference}` timed out after {after:?}")]
+    Timeout {
+        /// The reference.
+        reference: String,
+        /// The limit.
+        after: Duration,
+    },
+    /// The cache directory could not be used.
+    #[error("OCI cache {}: {source}", path.display())]
+    Cache {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A CA file could not be used.
+    #[error("CA file {}: {reason}", path.display())]
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// How an [`OciClient`] reaches registries.
+#[derive(Debug, Clone)]
+pub struct OciConfig {
+    /// Where pulled components are kept, by digest.
+    pub cache_dir: PathBuf,
+    /// Registries (`host[:port]`) reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// Extra CA certificates (PEM files) to trust.
+    pub ca_files: Vec<PathBuf>,
+    /// Longest a pull may take.
+    pub pull_timeout: Duration,
+}
+
+impl OciConfig {
+    /// Caching under `cache_dir`, HTTPS only, a 5-minute pull limit.
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cache_dir: cache_dir.into(),
+            insecure_registries: Vec::new(),
+            ca_files: Vec::new(),
+            pull_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A pulled component.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The component's bytes.
+    pub bytes: Bytes,
+    /// `sha256:<hex>` of the bytes (the layer digest).
+    pub digest: String,
+    /// Whether the bytes came from the local cache.
+    pub cached: bool,
+}
+
+/// Progress of a transfer: bytes so far, and the total when known.
+pub type Progress<'a> = &'a (dyn Fn(u64, Option<u64>) + Send + Sync);
+
+/// Pulls and pushes components.
+pub struct OciClient {
+    client: Client,
+    config: OciConfig,
+}
+
+impl std::fmt::Debug for OciClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OciClient").field("config", &self.config).finish()
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+impl OciClient {
+    /// A client per `config` (reads the CA files now).
+    pub fn new(config: OciConfig) -> Result<Self, OciError> {
+        let mut extra = Vec::new();
+        for path in &config.ca_files {
+            let data = std::fs::read(path).map_err(|e| OciError::Ca {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            extra.push(oci_client::client::Certificate {
+                encoding: oci_client::client::CertificateEncoding::Pem,
+                data,
+            });
+        }
+        let client_config = ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(config.insecure_registries.clone()),
+            extra_root_certificates: extra,
+            connect_timeout: Some(Duration::from_secs(10)),
+            ..Default::default()
+        };
+        let client = Client::try_from(client_config).map_err(|e| OciError::Ca {
+            path: config.ca_files.first().cloned().unwrap_or_default(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { client, config })
+    }
+
+    fn parse(reference: &str) -> Result<Reference, OciError> {
+        reference.parse().map_err(|e: oci_client::ParseError| OciError::Reference {
+            reference: reference.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Credentials given, else those of the docker config file, else none.
+    fn auth(reference: &Reference, credentials: Option<&Credentials>) -> RegistryAuth {
+        if let Some(c) = credentials {
+            return RegistryAuth::Basic(c.username().to_string(), c.password().to_string());
+        }
+        match docker_credential::get_credential(reference.resolve_registry()) {
+            Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
+                RegistryAuth::Basic(user, password)
+            }
+            Ok(docker_credential::DockerCredential::IdentityToken(token)) => RegistryAuth::Bearer(token),
+            Err(_) => RegistryAuth::Anonymous,
+        }
+    }
+
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        self.config
+            .cache_dir
+            .join("blobs")
+            .join(digest.replace(':', "-"))
+    }
+
+    fn ref_path(&self, reference: &str) -> PathBuf {
+        self.config
+            .cache_dir
+            .join("refs")
+            .join(hex::encode(Sha256::digest(reference.as_bytes())))
+    }
+
+    /// A cached blob whose bytes still match its digest.
+    async fn cached(&self, digest: &str) -> Option<Bytes> {
+        let bytes = tokio::fs::read(self.blob_path(digest)).await.ok()?;
+        (sha256(&bytes) == digest).then(|| bytes.into())
+    }
+
+    async fn store(&self, path: &Path, bytes: &[u8]) -> Result<(), OciError> {
+        let cache_error = |source| OciError::Cache {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = path.parent().unwrap_or(&self.config.cache_dir).to_path_buf();
+        let (path, bytes) = (path.to_path_buf(), bytes.to_vec());
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            std::fs::create_dir_all(&dir)?;
+            let mut file = tempfile::NamedTempFile::new_in(&dir)?;
+            file.write_all(&bytes)?;
+            file.persist(&path).map(drop).map_err(|e| e.error)
+        })
+        .await
+        .map_err(|e| cache_error(std::io::Error::other(e)))?
+        .map_err(cache_error)
+    }
+
+    /// Pulls the component at `reference`, honoring `policy` and the cache.
+    pub async fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<&Credentials>,
+        policy: PullPolicy,
+        progress: Progress<'_>,
+    ) -> Result<Pulled, OciError> {
+        let parsed = Self::parse(reference)?;
+        // A digest pinned in the reference needs no registry round trip.
+        let known = match parsed.digest() {
+            Some(digest) => Some(digest.to_string()),
+            None => tokio::fs::read_to_string(self.ref_path(reference)).await.ok(),
+        };
+        if policy != PullPolicy::Always
+            && let Some(digest) = &known
+            && let Some(bytes) = self.cached(digest.trim()).await
+        {
+            return Ok(Pulled {
+                bytes,
+                digest: digest.trim().to_string(),
+                cached: true,
+            });
+        }
+        if policy == PullPolicy::Never {
+            return Err(OciError::NotCached {
+                reference: reference.to_string(),
+            });
+        }
+        let pulling = self.fetch(reference, &parsed, credentials, progress);
+        let pulled = tokio::time::timeout(self.config.pull_timeout, pulling)
+            .await
+            .map_err(|_| OciError::Timeout {
+                reference: reference.to_string(),
+                after: self.config.pull_timeout,
+            })??;
+        self.store(&self.ref_path(reference), pulled.digest.as_bytes()).await?;
+        Ok(pulled)
+    }
+
+    async fn fetch(
+        &self,
+        reference: &str,
+        parsed: &Reference,
+        credentials: Option<&Credentials>,
+        progress: Progress<'_>,
+    ) -> Result<Pulled, OciError> {
+        let registry_error = |e: oci_client::errors::OciDistributionError| OciError::Registry {
+            operation: "pull",
+            reference: reference.to_string(),
+            reason: e.to_string(),
+        };
+        let auth = Self::auth(parsed, credentials);
+        let (manifest, _) = self
+            .client
+            .pull_image_manifest(parsed, &auth)
+            .await
+            .map_err(registry_error)?;
+        let Some(layer) = manifest
+            .layers
+            .iter()
+            .find(|l| ACCEPTED_LAYERS.contains(&l.media_type.as_str()))
+        else {
+            return Err(OciError::NotWasm {
+                reference: reference.to_string(),
+                layers: manifest
+                    .layers
+                    .iter()
+                    .map(|l| l.media_type.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        if let Some(bytes) = self.cached(&layer.digest).await {
+            progress(bytes.len() as u64, Some(bytes.len() as u64));
+            return Ok(Pulled {
+                bytes,
+                digest: layer.digest.clone(),
+                cached: true,
+            });
+        }
+        let mut stream = self
+            .client
+            .pull_blob_stream(parsed, layer)
+            .await
+            .map_err(registry_error)?;
+        let total = stream.content_length.or(u64::try_from(layer.size).ok());
+        let mut bytes = Vec::with_capacity(total.unwrap_or(0) as usize);
+        while let Some(chunk) = stream.stream.next().await {
+            let chunk = chunk.map_err(|e| OciError::Registry {
+                operation: "pull",
+                reference: reference.to_string(),
+                reason: e.to_string(),
+            })?;
+            bytes.extend_from_slice(&chunk);
+            progress(bytes.len() as u64, total);
+        }
+        let actual = sha256(&bytes);
+        if actual != layer.digest {
+            return Err(OciError::DigestMismatch {
+                reference: reference.to_string(),
+                expected: layer.digest.clone(),
+                actual,
+            });
+        }
+        self.store(&self.blob_path(&actual), &bytes).await?;
+        Ok(Pulled {
+            bytes: bytes.into(),
+            digest: actual,
+            cached: false,
+        })
+    }
+
+    /// Pushes a component; returns the manifest URL and the layer digest.
+    pub async fn push(
+        &self,
+        reference: &str,
+        component: Bytes,
+        credentials: Option<&Credentials>,
+    ) -> Result<(String, String), OciError> {
+        let parsed = Self::parse(reference)?;
+        let digest = sha256(&component);
+        let config = serde_json::json!({
+            "created": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            "architecture": "wasm",
+            "os": "wasip2",
+            "layerDigests": [digest],
+        });
+        let config = Config::new(config.to_string().into_bytes(), WASM_CONFIG_MEDIA_TYPE.into(), None);
+        let layers = vec![ImageLayer::new(component.to_vec(), WASM_LAYER_MEDIA_TYPE.into(), None)];
+        let manifest = OciImageManifest::build(&layers, &config, None);
+        let auth = Self::auth(&parsed, credentials);
+        let response = self
+            .client
+            .push(&parsed, &layers, config, &auth, Some(manifest))
+            .await
+            .map_err(|e| OciError::Registry {
+                operation: "push",
+                reference: reference.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok((response.manifest_url, digest))
+    }
+}

@@ -1,0 +1,145 @@
+//! `wash workload start|status|stop`: the control-plane protocol from the
+//! command line, for scripts and tests.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use wash_runtime::types::Workload;
+use wash_runtime::washlet::proto::{
+    self, WorkloadIdRequest, WorkloadResponse, WorkloadStartRequest, WorkloadState,
+};
+
+use crate::cli::GlobalArgs;
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct WorkloadArgs {
+    #[command(subcommand)]
+    pub command: WorkloadCommand,
+}
+
+/// Shared flags.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Id of the host to talk to.
+    #[arg(long)]
+    pub host: String,
+
+    /// NATS server of the control plane.
+    #[arg(long, default_value = "nats://127.0.0.1:4222", env = "WASH_SCHEDULER_NATS_URL")]
+    pub scheduler_nats_url: String,
+
+    /// How long to wait for the host's answer.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkloadCommand {
+    /// Start the workload in a file (YAML or JSON) on a host.
+    Start {
+        #[command(flatten)]
+        target: Target,
+        /// The workload file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Id to start it under (default: its name).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Show a workload's status on a host.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// The workload id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Stop a workload on a host.
+    Stop {
+        #[command(flatten)]
+        target: Target,
+        /// The workload id.
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Serialize)]
+struct Shown<'a> {
+    host: &'a str,
+    #[serde(flatten)]
+    status: proto::WorkloadStatus,
+}
+
+async fn call<T: Serialize>(target: &Target, operation: &str, request: &T) -> Result<proto::WorkloadStatus> {
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(&target.scheduler_nats_url)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {}", target.scheduler_nats_url))?;
+    let subject = format!("runtime.host.{}.{operation}", target.host);
+    let payload = serde_json::to_vec(request)?;
+    let reply = tokio::time::timeout(target.timeout, client.request(subject.clone(), payload.into()))
+        .await
+        .map_err(|_| anyhow::anyhow!("host `{}` did not answer within {:?}", target.host, target.timeout))?
+        .map_err(|e| anyhow::anyhow!("no answer from host `{}` on {subject}: {e}", target.host))?;
+    let response: WorkloadResponse = serde_json::from_slice(&reply.payload)
+        .with_context(|| format!("host `{}` sent an unreadable reply", target.host))?;
+    response
+        .workload_status
+        .context("the host's reply carries no workload status")
+}
+
+pub async fn run(global: &GlobalArgs, args: WorkloadArgs) -> Result<()> {
+    let (target, status) = match args.command {
+        WorkloadCommand::Start { target, file, id } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let workload: Workload = serde_norway::from_str(&text)
+                .with_context(|| format!("{} is not a valid workload", file.display()))?;
+            let id = id.unwrap_or_else(|| workload.name.clone());
+            if id.is_empty() {
+                bail!("the workload has no name; give an id with --id");
+            }
+            let request = WorkloadStartRequest {
+                workload: Some((&workload).into()),
+                workload_id: id,
+            };
+            let status = call(&target, "workload.start", &request).await?;
+            (target, status)
+        }
+        WorkloadCommand::Status { target, id } => {
+            let status = call(&target, "workload.status", &WorkloadIdRequest { workload_id: id }).await?;
+            (target, status)
+        }
+        WorkloadCommand::Stop { target, id } => {
+            let status = call(&target, "workload.stop", &WorkloadIdRequest { workload_id: id }).await?;
+            (target, status)
+        }
+    };
+    let failed = status.workload_state == WorkloadState::Error;
+    let text = {
+        let status = status.clone();
+        let host = target.host.clone();
+        move || {
+            let state = serde_json::to_value(status.workload_state)
+                .ok()
+                .and_then(|v| v.as_str().map(|s| s.trim_start_matches("WORKLOAD_STATE_").to_lowercase()))
+                .unwrap_or_default();
+            let mut line = format!("{} on {host}: {state}", status.workload_id);
+            if !status.message.is_empty() {
+                line.push_str(&format!(" ({})", status.message));
+            }
+            line
+        }
+    };
+    output::emit(global.output, text, &Shown { host: &target.host, status });
+    if failed {
+        bail!("the host reported an error");
+    }
+    Ok(())
+}
