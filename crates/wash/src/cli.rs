@@ -58,7 +58,7 @@ pub enum Command {
     /// Show a component's WIT world: what it imports and exports.
     Inspect(crate::commands::inspect::InspectArgs),
     /// Run a host that joins the control plane over NATS.
-    Host(crate::commands::host::HostArgs),
+    Host(Box<crate::commands::host::HostArgs>),
     /// Start, inspect or stop workloads on a host (control-plane protocol).
     Workload(crate::commands::workload::WorkloadArgs),
     /// Push and pull components to and from OCI registries.

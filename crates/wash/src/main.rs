@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             Command::Build(args) => commands::build::run(&cli.global, args).await,
             Command::Dev(args) => commands::dev::run(&cli.global, args).await,
             Command::Inspect(args) => commands::inspect::run(&cli.global, args).await,
-            Command::Host(args) => commands::host::run(&cli.global, args).await,
+            Command::Host(args) => commands::host::run(&cli.global, *args).await,
             Command::Workload(args) => commands::workload::run(&cli.global, args).await,
             Command::Oci(args) => commands::oci::run(&cli.global, args).await,
         }

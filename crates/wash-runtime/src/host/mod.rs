@@ -461,7 +461,12 @@ impl Host {
                 ..Default::default()
             });
         }
-        if self.inner.plugins.iter().any(|p| p.id() == "wasmcloud-messaging") {
+        if self
+            .inner
+            .plugins
+            .iter()
+            .any(|p| p.id() == "wasmcloud-messaging")
+        {
             called.push(crate::types::WitInterface {
                 namespace: "wasmcloud".into(),
                 package: "messaging".into(),

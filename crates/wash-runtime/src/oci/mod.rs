@@ -20,7 +20,10 @@ pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 /// Media type of the component layer.
 pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
 /// Layer media types accepted when pulling (older tools wrote the second).
-const ACCEPTED_LAYERS: [&str; 2] = [WASM_LAYER_MEDIA_TYPE, "application/vnd.wasm.content.layer.v1+wasm"];
+const ACCEPTED_LAYERS: [&str; 2] = [
+    WASM_LAYER_MEDIA_TYPE,
+    "application/vnd.wasm.content.layer.v1+wasm",
+];
 
 /// Errors of OCI operations; each names the reference.
 #[derive(Debug, thiserror::Error)]
@@ -135,13 +138,19 @@ pub type Progress<'a> = &'a (dyn Fn(u64, Option<u64>) + Send + Sync);
 
 /// Pulls and pushes components.
 pub struct OciClient {
-    client: Client,
     config: OciConfig,
+    extra_roots: Vec<oci_client::client::Certificate>,
+    /// One `oci_client::Client` per login: it remembers the first login it
+    /// sees for a registry, and workloads may pull from one registry with
+    /// different secrets. Keyed by a digest of the login, never the login.
+    clients: std::sync::Mutex<std::collections::HashMap<String, Client>>,
 }
 
 impl std::fmt::Debug for OciClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OciClient").field("config", &self.config).finish()
+        f.debug_struct("OciClient")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -163,24 +172,54 @@ impl OciClient {
                 data,
             });
         }
+        let this = Self {
+            config,
+            extra_roots: extra,
+            clients: Default::default(),
+        };
+        // Build the anonymous client now so a bad CA fails at start, not at
+        // the first pull.
+        this.client_for(&RegistryAuth::Anonymous)?;
+        Ok(this)
+    }
+
+    /// The client for `auth`, made on first use.
+    fn client_for(&self, auth: &RegistryAuth) -> Result<Client, OciError> {
+        let key = match auth {
+            RegistryAuth::Anonymous => "anonymous".to_string(),
+            RegistryAuth::Basic(user, password) => {
+                sha256(format!("basic\0{user}\0{password}").as_bytes())
+            }
+            RegistryAuth::Bearer(token) => sha256(format!("bearer\0{token}").as_bytes()),
+        };
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
         let client_config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(config.insecure_registries.clone()),
-            extra_root_certificates: extra,
+            protocol: ClientProtocol::HttpsExcept(self.config.insecure_registries.clone()),
+            extra_root_certificates: self.extra_roots.clone(),
             connect_timeout: Some(Duration::from_secs(10)),
             ..Default::default()
         };
         let client = Client::try_from(client_config).map_err(|e| OciError::Ca {
-            path: config.ca_files.first().cloned().unwrap_or_default(),
+            path: self.config.ca_files.first().cloned().unwrap_or_default(),
             reason: e.to_string(),
         })?;
-        Ok(Self { client, config })
+        clients.insert(key, client.clone());
+        Ok(client)
     }
 
     fn parse(reference: &str) -> Result<Reference, OciError> {
-        reference.parse().map_err(|e: oci_client::ParseError| OciError::Reference {
-            reference: reference.to_string(),
-            reason: e.to_string(),
-        })
+        reference
+            .parse()
+            .map_err(|e: oci_client::ParseError| OciError::Reference {
+                reference: reference.to_string(),
+                reason: e.to_string(),
+            })
     }
 
     /// Credentials given, else those of the docker config file, else none.
@@ -192,7 +231,9 @@ impl OciClient {
             Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
                 RegistryAuth::Basic(user, password)
             }
-            Ok(docker_credential::DockerCredential::IdentityToken(token)) => RegistryAuth::Bearer(token),
+            Ok(docker_credential::DockerCredential::IdentityToken(token)) => {
+                RegistryAuth::Bearer(token)
+            }
             Err(_) => RegistryAuth::Anonymous,
         }
     }
@@ -222,7 +263,10 @@ impl OciClient {
             path: path.to_path_buf(),
             source,
         };
-        let dir = path.parent().unwrap_or(&self.config.cache_dir).to_path_buf();
+        let dir = path
+            .parent()
+            .unwrap_or(&self.config.cache_dir)
+            .to_path_buf();
         let (path, bytes) = (path.to_path_buf(), bytes.to_vec());
         tokio::task::spawn_blocking(move || {
             use std::io::Write;
@@ -248,7 +292,9 @@ impl OciClient {
         // A digest pinned in the reference needs no registry round trip.
         let known = match parsed.digest() {
             Some(digest) => Some(digest.to_string()),
-            None => tokio::fs::read_to_string(self.ref_path(reference)).await.ok(),
+            None => tokio::fs::read_to_string(self.ref_path(reference))
+                .await
+                .ok(),
         };
         if policy != PullPolicy::Always
             && let Some(digest) = &known
@@ -272,7 +318,8 @@ impl OciClient {
                 reference: reference.to_string(),
                 after: self.config.pull_timeout,
             })??;
-        self.store(&self.ref_path(reference), pulled.digest.as_bytes()).await?;
+        self.store(&self.ref_path(reference), pulled.digest.as_bytes())
+            .await?;
         Ok(pulled)
     }
 
@@ -289,8 +336,8 @@ impl OciClient {
             reason: e.to_string(),
         };
         let auth = Self::auth(parsed, credentials);
-        let (manifest, _) = self
-            .client
+        let client = self.client_for(&auth)?;
+        let (manifest, _) = client
             .pull_image_manifest(parsed, &auth)
             .await
             .map_err(registry_error)?;
@@ -317,13 +364,15 @@ impl OciClient {
                 cached: true,
             });
         }
-        let mut stream = self
-            .client
+        let mut stream = client
             .pull_blob_stream(parsed, layer)
             .await
             .map_err(registry_error)?;
         let total = stream.content_length.or(u64::try_from(layer.size).ok());
-        let mut bytes = Vec::with_capacity(total.unwrap_or(0) as usize);
+        // The registry's size is a hint, not a promise: cap what is reserved
+        // up front so a lying header cannot make the host allocate gigabytes.
+        let reserve = total.unwrap_or(0).min(64 * 1024 * 1024);
+        let mut bytes = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
         while let Some(chunk) = stream.stream.next().await {
             let chunk = chunk.map_err(|e| OciError::Registry {
                 operation: "pull",
@@ -364,12 +413,20 @@ impl OciClient {
             "os": "wasip2",
             "layerDigests": [digest],
         });
-        let config = Config::new(config.to_string().into_bytes(), WASM_CONFIG_MEDIA_TYPE.into(), None);
-        let layers = vec![ImageLayer::new(component.to_vec(), WASM_LAYER_MEDIA_TYPE.into(), None)];
+        let config = Config::new(
+            config.to_string().into_bytes(),
+            WASM_CONFIG_MEDIA_TYPE.into(),
+            None,
+        );
+        let layers = vec![ImageLayer::new(
+            component.to_vec(),
+            WASM_LAYER_MEDIA_TYPE.into(),
+            None,
+        )];
         let manifest = OciImageManifest::build(&layers, &config, None);
         let auth = Self::auth(&parsed, credentials);
         let response = self
-            .client
+            .client_for(&auth)?
             .push(&parsed, &layers, config, &auth, Some(manifest))
             .await
             .map_err(|e| OciError::Registry {

@@ -80,7 +80,12 @@ struct Inner {
 }
 
 /// The operations of `runtime.host.<hostId>.<operation>`.
-pub const OPERATIONS: [&str; 4] = ["heartbeat", "workload.start", "workload.status", "workload.stop"];
+pub const OPERATIONS: [&str; 4] = [
+    "heartbeat",
+    "workload.start",
+    "workload.status",
+    "workload.stop",
+];
 
 impl Washlet {
     /// Subscribes and starts heartbeating.
@@ -94,13 +99,13 @@ impl Washlet {
             return Err(WashletError::InvalidHostId(id.clone()));
         }
         let subject = format!("runtime.host.{id}.>");
-        let subscriber = nats
-            .subscribe(subject.clone())
-            .await
-            .map_err(|e| WashletError::Subscribe {
-                subject: subject.clone(),
-                reason: e.to_string(),
-            })?;
+        let subscriber =
+            nats.subscribe(subject.clone())
+                .await
+                .map_err(|e| WashletError::Subscribe {
+                    subject: subject.clone(),
+                    reason: e.to_string(),
+                })?;
         let inner = Arc::new(Inner {
             host,
             nats,
@@ -298,7 +303,11 @@ impl Inner {
                 .iter()
                 .map(WitInterface::from)
                 .collect(),
-            http_port: self.host.http_addr().map(|a| u32::from(a.port())).unwrap_or(0),
+            http_port: self
+                .host
+                .http_addr()
+                .map(|a| u32::from(a.port()))
+                .unwrap_or(0),
             environment: String::new(),
         }
     }

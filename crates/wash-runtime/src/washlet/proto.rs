@@ -46,14 +46,21 @@ mod timestamp {
 
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-    pub fn serialize<S: Serializer>(value: &Option<SystemTime>, serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        value: &Option<SystemTime>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         match value {
-            Some(time) => serializer.serialize_str(&humantime::format_rfc3339_millis(*time).to_string()),
+            Some(time) => {
+                serializer.serialize_str(&humantime::format_rfc3339_millis(*time).to_string())
+            }
             None => serializer.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SystemTime>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SystemTime>, D::Error> {
         let text = Option::<String>::deserialize(deserializer)?;
         text.map(|t| humantime::parse_rfc3339_weak(&t).map_err(D::Error::custom))
             .transpose()
@@ -209,7 +216,11 @@ pub struct Service {
     pub image: String,
     #[serde(skip_serializing_if = "Option::is_none", alias = "local_resources")]
     pub local_resources: Option<LocalResources>,
-    #[serde(with = "u64_string", skip_serializing_if = "is_default", alias = "max_restarts")]
+    #[serde(
+        with = "u64_string",
+        skip_serializing_if = "is_default",
+        alias = "max_restarts"
+    )]
     pub max_restarts: u64,
     #[serde(skip_serializing_if = "Option::is_none", alias = "image_pull_secret")]
     pub image_pull_secret: Option<ImagePullSecret>,
@@ -233,9 +244,15 @@ pub struct LocalResources {
     pub volume_mounts: Vec<VolumeMount>,
     #[serde(skip_serializing_if = "Vec::is_empty", alias = "allowed_hosts")]
     pub allowed_hosts: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty", alias = "allowed_ip_name_lookups")]
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        alias = "allowed_ip_name_lookups"
+    )]
     pub allowed_ip_name_lookups: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty", alias = "allowed_host_loopback_ports")]
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        alias = "allowed_host_loopback_ports"
+    )]
     pub allowed_host_loopback_ports: Vec<String>,
 }
 
@@ -308,7 +325,11 @@ pub struct HostHeartbeat {
     pub version: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    #[serde(with = "timestamp", skip_serializing_if = "Option::is_none", alias = "started_at")]
+    #[serde(
+        with = "timestamp",
+        skip_serializing_if = "Option::is_none",
+        alias = "started_at"
+    )]
     pub started_at: Option<SystemTime>,
     #[serde(skip_serializing_if = "String::is_empty", alias = "os_arch")]
     pub os_arch: String,
@@ -318,13 +339,29 @@ pub struct HostHeartbeat {
     pub os_kernel: String,
     #[serde(skip_serializing_if = "is_default", alias = "system_cpu_usage")]
     pub system_cpu_usage: f32,
-    #[serde(with = "u64_string", skip_serializing_if = "is_default", alias = "system_memory_total")]
+    #[serde(
+        with = "u64_string",
+        skip_serializing_if = "is_default",
+        alias = "system_memory_total"
+    )]
     pub system_memory_total: u64,
-    #[serde(with = "u64_string", skip_serializing_if = "is_default", alias = "system_memory_free")]
+    #[serde(
+        with = "u64_string",
+        skip_serializing_if = "is_default",
+        alias = "system_memory_free"
+    )]
     pub system_memory_free: u64,
-    #[serde(with = "u64_string", skip_serializing_if = "is_default", alias = "component_count")]
+    #[serde(
+        with = "u64_string",
+        skip_serializing_if = "is_default",
+        alias = "component_count"
+    )]
     pub component_count: u64,
-    #[serde(with = "u64_string", skip_serializing_if = "is_default", alias = "workload_count")]
+    #[serde(
+        with = "u64_string",
+        skip_serializing_if = "is_default",
+        alias = "workload_count"
+    )]
     pub workload_count: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<WitInterface>,
@@ -550,7 +587,10 @@ impl TryFrom<Workload> for types::Workload {
                         )));
                     }
                 };
-                Ok(types::Volume { name: v.name, source })
+                Ok(types::Volume {
+                    name: v.name,
+                    source,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(types::Workload {
@@ -628,7 +668,10 @@ mod tests {
 
     use super::*;
 
-    fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(value: &T, golden: Value) {
+    fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(
+        value: &T,
+        golden: Value,
+    ) {
         assert_eq!(serde_json::to_value(value).unwrap(), golden);
         let back: T = serde_json::from_value(golden).unwrap();
         assert_eq!(&back, value);
@@ -688,7 +731,12 @@ mod tests {
             }),
         );
         round_trip(
-            &HostHeartbeatRequest { heartbeat: Some(HostHeartbeat { id: "h".into(), ..Default::default() }) },
+            &HostHeartbeatRequest {
+                heartbeat: Some(HostHeartbeat {
+                    id: "h".into(),
+                    ..Default::default()
+                }),
+            },
             json!({"heartbeat": {"id": "h"}}),
         );
     }
@@ -732,10 +780,16 @@ mod tests {
                 volumes: vec![
                     Volume {
                         name: "data".into(),
-                        host_path: Some(HostPathVolume { local_path: "/srv".into() }),
+                        host_path: Some(HostPathVolume {
+                            local_path: "/srv".into(),
+                        }),
                         empty_dir: None,
                     },
-                    Volume { name: "tmp".into(), host_path: None, empty_dir: Some(EmptyDirVolume {}) },
+                    Volume {
+                        name: "tmp".into(),
+                        host_path: None,
+                        empty_dir: Some(EmptyDirVolume {}),
+                    },
                 ],
             }),
         };
@@ -777,7 +831,12 @@ mod tests {
 
     #[test]
     fn workload_status_messages() {
-        round_trip(&WorkloadIdRequest { workload_id: "wl-1".into() }, json!({"workloadId": "wl-1"}));
+        round_trip(
+            &WorkloadIdRequest {
+                workload_id: "wl-1".into(),
+            },
+            json!({"workloadId": "wl-1"}),
+        );
         let running = WorkloadResponse {
             workload_status: Some(WorkloadStatus {
                 workload_id: "wl-1".into(),
@@ -809,14 +868,26 @@ mod tests {
         assert_eq!(status.workload_state, WorkloadState::NotFound);
         let heartbeat: HostHeartbeat =
             serde_json::from_value(json!({"workload_count": 4, "systemMemoryFree": "9"})).unwrap();
-        assert_eq!((heartbeat.workload_count, heartbeat.system_memory_free), (4, 9));
-        let bad = serde_json::from_value::<WorkloadStatus>(json!({"workloadState": "WORKLOAD_STATE_SLEEPY"}));
-        assert!(bad.unwrap_err().to_string().contains("WORKLOAD_STATE_SLEEPY"));
+        assert_eq!(
+            (heartbeat.workload_count, heartbeat.system_memory_free),
+            (4, 9)
+        );
+        let bad = serde_json::from_value::<WorkloadStatus>(
+            json!({"workloadState": "WORKLOAD_STATE_SLEEPY"}),
+        );
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("WORKLOAD_STATE_SLEEPY")
+        );
     }
 
     #[test]
     fn pull_secrets_do_not_print() {
-        let secret = ImagePullSecret { username: "u".into(), password: "hunter2".into() };
+        let secret = ImagePullSecret {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
         assert!(!format!("{secret:?}").contains("hunter2"));
     }
 }

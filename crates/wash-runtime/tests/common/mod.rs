@@ -1,7 +1,8 @@
 //! Shared test harness: fixture components, hosts on loopback, an HTTP client.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-pub mod servers;
+#[allow(unused_imports, reason = "not every test binary starts servers")]
+pub use test_support::servers;
 pub mod upstream;
 
 use std::collections::BTreeMap;

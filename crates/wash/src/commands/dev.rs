@@ -523,4 +523,3 @@ fn is_editor_noise(path: &Path) -> bool {
         || name.starts_with(".#")
         || name == "4913"
 }
-

@@ -39,7 +39,11 @@ pub struct HostArgs {
     pub host_id: Option<String>,
 
     /// NATS server of the control plane.
-    #[arg(long, default_value = "nats://127.0.0.1:4222", env = "WASH_SCHEDULER_NATS_URL")]
+    #[arg(
+        long,
+        default_value = "nats://127.0.0.1:4222",
+        env = "WASH_SCHEDULER_NATS_URL"
+    )]
     pub scheduler_nats_url: String,
     #[command(flatten)]
     pub scheduler_tls: SchedulerTls,
@@ -153,9 +157,18 @@ pub async fn run(_global: &GlobalArgs, args: HostArgs) -> Result<()> {
     let host_id = args.host_id.clone().unwrap_or_else(|| {
         let token: String = friendly_name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect();
-        format!("{token}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+        format!(
+            "{token}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
     });
 
     let scheduler = connect(
@@ -178,9 +191,17 @@ pub async fn run(_global: &GlobalArgs, args: HostArgs) -> Result<()> {
         )
         .await?;
         let on_nats: Vec<Arc<dyn HostPlugin>> = vec![
-            Arc::new(KeyValue::new(Arc::new(NatsKeyValue::with_client(url, data.clone())))),
-            Arc::new(Blobstore::new(Arc::new(NatsBlobstore::with_client(url, data.clone())))),
-            Arc::new(Messaging::new(Arc::new(NatsMessaging::with_client(url, data)))),
+            Arc::new(KeyValue::new(Arc::new(NatsKeyValue::with_client(
+                url,
+                data.clone(),
+            )))),
+            Arc::new(Blobstore::new(Arc::new(NatsBlobstore::with_client(
+                url,
+                data.clone(),
+            )))),
+            Arc::new(Messaging::new(Arc::new(NatsMessaging::with_client(
+                url, data,
+            )))),
         ];
         plugins.retain(|p| on_nats.iter().all(|n| n.id() != p.id()));
         plugins.extend(on_nats);
@@ -246,7 +267,10 @@ pub async fn run(_global: &GlobalArgs, args: HostArgs) -> Result<()> {
     );
 
     super::shutdown_signal().await;
-    eprintln!("Shutting down: draining requests in flight (up to {:?})", args.drain_timeout);
+    eprintln!(
+        "Shutting down: draining requests in flight (up to {:?})",
+        args.drain_timeout
+    );
     washlet.stop();
     host.shutdown(args.drain_timeout).await;
     washlet.final_heartbeat().await;

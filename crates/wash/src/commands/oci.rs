@@ -28,7 +28,12 @@ pub struct Registry {
     #[arg(short = 'u', long = "user", env = "WASH_REG_USER")]
     pub user: Option<String>,
     /// Password.
-    #[arg(short = 'p', long = "password", env = "WASH_REG_PASSWORD", hide_env_values = true)]
+    #[arg(
+        short = 'p',
+        long = "password",
+        env = "WASH_REG_PASSWORD",
+        hide_env_values = true
+    )]
     pub password: Option<String>,
     /// Extra CA certificate (PEM) to trust.
     #[arg(long)]
@@ -65,16 +70,26 @@ struct Done {
     file: Option<String>,
 }
 
-fn client(reference: &str, registry: &Registry, cache: PathBuf) -> Result<(OciClient, Option<Credentials>)> {
+fn client(
+    reference: &str,
+    registry: &Registry,
+    cache: PathBuf,
+) -> Result<(OciClient, Option<Credentials>)> {
     let host = reference.split('/').next().unwrap_or_default().to_string();
     let config = OciConfig {
-        insecure_registries: if registry.insecure { vec![host] } else { Vec::new() },
+        insecure_registries: if registry.insecure {
+            vec![host]
+        } else {
+            Vec::new()
+        },
         ca_files: registry.ca_path.iter().cloned().collect(),
         ..OciConfig::new(cache)
     };
     let credentials = match (&registry.user, &registry.password) {
         (Some(user), Some(password)) => Some(Credentials::new(user, password)),
-        (Some(_), None) | (None, Some(_)) => anyhow::bail!("give both --user and --password, or neither"),
+        (Some(_), None) | (None, Some(_)) => {
+            anyhow::bail!("give both --user and --password, or neither")
+        }
         (None, None) => None,
     };
     Ok((OciClient::new(config)?, credentials))
@@ -82,8 +97,13 @@ fn client(reference: &str, registry: &Registry, cache: PathBuf) -> Result<(OciCl
 
 pub async fn run(global: &GlobalArgs, args: OciArgs) -> Result<()> {
     match args.command {
-        OciCommand::Push { reference, file, registry } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        OciCommand::Push {
+            reference,
+            file,
+            registry,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             if !bytes.starts_with(b"\0asm") {
                 anyhow::bail!("{}: not a WebAssembly component", file.display());
             }
@@ -93,24 +113,43 @@ pub async fn run(global: &GlobalArgs, args: OciArgs) -> Result<()> {
                 file.display(),
                 bytes.len() as f64 / 1e6
             ));
-            let pushed = oci.push(&reference, Bytes::from(bytes), credentials.as_ref()).await;
+            let pushed = oci
+                .push(&reference, Bytes::from(bytes), credentials.as_ref())
+                .await;
             spinner.finish_and_clear();
             let (_, digest) = pushed?;
-            let done = Done { reference: reference.clone(), digest: digest.clone(), file: None };
-            output::emit(global.output, || format!("Pushed {reference} ({digest})"), &done);
+            let done = Done {
+                reference: reference.clone(),
+                digest: digest.clone(),
+                file: None,
+            };
+            output::emit(
+                global.output,
+                || format!("Pushed {reference} ({digest})"),
+                &done,
+            );
         }
-        OciCommand::Pull { reference, file, registry } => {
+        OciCommand::Pull {
+            reference,
+            file,
+            registry,
+        } => {
             // A private cache: an explicit pull always reaches the registry.
             let scratch = tempfile::tempdir()?;
             let (oci, credentials) = client(&reference, &registry, scratch.path().to_path_buf())?;
             let bar = output::progress_bar(&format!("Pulling {reference}"));
             let pulled = oci
-                .pull(&reference, credentials.as_ref(), PullPolicy::Always, &|done, total| {
-                    if let Some(total) = total {
-                        bar.set_length(total);
-                    }
-                    bar.set_position(done);
-                })
+                .pull(
+                    &reference,
+                    credentials.as_ref(),
+                    PullPolicy::Always,
+                    &|done, total| {
+                        if let Some(total) = total {
+                            bar.set_length(total);
+                        }
+                        bar.set_position(done);
+                    },
+                )
                 .await;
             bar.finish_and_clear();
             let pulled = pulled?;
@@ -122,7 +161,8 @@ pub async fn run(global: &GlobalArgs, args: OciArgs) -> Result<()> {
                     .unwrap_or("component");
                 PathBuf::from(format!("{name}.wasm"))
             });
-            std::fs::write(&file, &pulled.bytes).with_context(|| format!("cannot write {}", file.display()))?;
+            std::fs::write(&file, &pulled.bytes)
+                .with_context(|| format!("cannot write {}", file.display()))?;
             let done = Done {
                 reference: reference.clone(),
                 digest: pulled.digest.clone(),
@@ -130,7 +170,13 @@ pub async fn run(global: &GlobalArgs, args: OciArgs) -> Result<()> {
             };
             output::emit(
                 global.output,
-                || format!("Pulled {reference} to {} ({})", file.display(), pulled.digest),
+                || {
+                    format!(
+                        "Pulled {reference} to {} ({})",
+                        file.display(),
+                        pulled.digest
+                    )
+                },
                 &done,
             );
         }

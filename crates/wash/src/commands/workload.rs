@@ -29,7 +29,11 @@ pub struct Target {
     pub host: String,
 
     /// NATS server of the control plane.
-    #[arg(long, default_value = "nats://127.0.0.1:4222", env = "WASH_SCHEDULER_NATS_URL")]
+    #[arg(
+        long,
+        default_value = "nats://127.0.0.1:4222",
+        env = "WASH_SCHEDULER_NATS_URL"
+    )]
     pub scheduler_nats_url: String,
 
     /// How long to wait for the host's answer.
@@ -75,7 +79,11 @@ struct Shown<'a> {
     status: proto::WorkloadStatus,
 }
 
-async fn call<T: Serialize>(target: &Target, operation: &str, request: &T) -> Result<proto::WorkloadStatus> {
+async fn call<T: Serialize>(
+    target: &Target,
+    operation: &str,
+    request: &T,
+) -> Result<proto::WorkloadStatus> {
     let client = async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(5))
         .connect(&target.scheduler_nats_url)
@@ -83,10 +91,19 @@ async fn call<T: Serialize>(target: &Target, operation: &str, request: &T) -> Re
         .with_context(|| format!("cannot connect to NATS at {}", target.scheduler_nats_url))?;
     let subject = format!("runtime.host.{}.{operation}", target.host);
     let payload = serde_json::to_vec(request)?;
-    let reply = tokio::time::timeout(target.timeout, client.request(subject.clone(), payload.into()))
-        .await
-        .map_err(|_| anyhow::anyhow!("host `{}` did not answer within {:?}", target.host, target.timeout))?
-        .map_err(|e| anyhow::anyhow!("no answer from host `{}` on {subject}: {e}", target.host))?;
+    let reply = tokio::time::timeout(
+        target.timeout,
+        client.request(subject.clone(), payload.into()),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "host `{}` did not answer within {:?}",
+            target.host,
+            target.timeout
+        )
+    })?
+    .map_err(|e| anyhow::anyhow!("no answer from host `{}` on {subject}: {e}", target.host))?;
     let response: WorkloadResponse = serde_json::from_slice(&reply.payload)
         .with_context(|| format!("host `{}` sent an unreadable reply", target.host))?;
     response
@@ -113,11 +130,21 @@ pub async fn run(global: &GlobalArgs, args: WorkloadArgs) -> Result<()> {
             (target, status)
         }
         WorkloadCommand::Status { target, id } => {
-            let status = call(&target, "workload.status", &WorkloadIdRequest { workload_id: id }).await?;
+            let status = call(
+                &target,
+                "workload.status",
+                &WorkloadIdRequest { workload_id: id },
+            )
+            .await?;
             (target, status)
         }
         WorkloadCommand::Stop { target, id } => {
-            let status = call(&target, "workload.stop", &WorkloadIdRequest { workload_id: id }).await?;
+            let status = call(
+                &target,
+                "workload.stop",
+                &WorkloadIdRequest { workload_id: id },
+            )
+            .await?;
             (target, status)
         }
     };
@@ -128,7 +155,10 @@ pub async fn run(global: &GlobalArgs, args: WorkloadArgs) -> Result<()> {
         move || {
             let state = serde_json::to_value(status.workload_state)
                 .ok()
-                .and_then(|v| v.as_str().map(|s| s.trim_start_matches("WORKLOAD_STATE_").to_lowercase()))
+                .and_then(|v| {
+                    v.as_str()
+                        .map(|s| s.trim_start_matches("WORKLOAD_STATE_").to_lowercase())
+                })
                 .unwrap_or_default();
             let mut line = format!("{} on {host}: {state}", status.workload_id);
             if !status.message.is_empty() {
@@ -137,7 +167,14 @@ pub async fn run(global: &GlobalArgs, args: WorkloadArgs) -> Result<()> {
             line
         }
     };
-    output::emit(global.output, text, &Shown { host: &target.host, status });
+    output::emit(
+        global.output,
+        text,
+        &Shown {
+            host: &target.host,
+            status,
+        },
+    );
     if failed {
         bail!("the host reported an error");
     }

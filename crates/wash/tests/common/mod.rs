@@ -1,6 +1,9 @@
 //! Harness for running the `wash` binary: processes, their output, HTTP.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+#[allow(unused_imports, reason = "not every test binary starts servers")]
+pub use test_support::servers;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -157,12 +160,17 @@ impl Running {
         }
     }
 
-    /// Sends SIGTERM and waits for a clean exit.
-    pub async fn terminate(mut self) -> bool {
+    /// Sends a signal to the process.
+    pub fn signal(&self, signal: i32) {
         if let Some(pid) = self.child.id() {
             // SAFETY: plain syscall on a pid we own.
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            unsafe { libc::kill(pid as i32, signal) };
         }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn terminate(mut self) -> bool {
+        self.signal(libc::SIGTERM);
         match tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await {
             Ok(Ok(status)) => status.success(),
             _ => false,

@@ -1,0 +1,218 @@
+//! Real backend servers for tests, each on a free loopback port, started
+//! and stopped by the harness: `nats-server` with JetStream,
+//! `redis-server` and Debian's `docker-registry`. `./scripts/test.sh`
+//! installs them.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (released again, so there is a small race).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A server process, killed when stopped or dropped.
+#[derive(Default)]
+struct Process(Option<Child>);
+
+impl Process {
+    /// Starts `program` and waits until it listens on `port`.
+    fn start(program: &str, args: &[String], port: u16) -> Self {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start `{program}` ({e}); run ./scripts/test.sh, which installs it")
+            });
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self(Some(child));
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{program} exited during startup ({status})");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{program} did not listen on port {port} within 15 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `nats-server` with JetStream, its data in a temporary directory that
+/// survives restarts of the server.
+pub struct Nats {
+    pub port: u16,
+    // Declared before `store` so the server dies before its data goes.
+    process: Process,
+    store: tempfile::TempDir,
+}
+
+impl Nats {
+    pub fn start() -> Self {
+        let mut nats = Self {
+            port: free_port(),
+            process: Process::default(),
+            store: tempfile::tempdir().expect("temp dir"),
+        };
+        nats.run();
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn run(&mut self) {
+        let args = vec![
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            self.port.to_string(),
+            "-js".into(),
+            "-sd".into(),
+            self.store.path().display().to_string(),
+        ];
+        self.process = Process::start("nats-server", &args, self.port);
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+
+    /// Starts it again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run();
+    }
+}
+
+/// A `redis-server` without persistence.
+pub struct Redis {
+    pub port: u16,
+    dir: PathBuf,
+    process: Process,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut redis = Self {
+            port: free_port(),
+            dir: dir.path().to_path_buf(),
+            process: Process::default(),
+            _dir: dir,
+        };
+        redis.run();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn run(&mut self) {
+        let args = vec![
+            "--port".into(),
+            self.port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+            "--dir".into(),
+            self.dir.display().to_string(),
+        ];
+        self.process = Process::start("redis-server", &args, self.port);
+    }
+
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run();
+    }
+}
+
+/// An OCI registry (Debian's `docker-registry`) storing in a temporary
+/// directory.
+pub struct Registry {
+    pub port: u16,
+    _process: Process,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Self {
+        Self::start_inner(None)
+    }
+
+    /// A registry that wants basic auth: `htpasswd` holds `user:bcrypt-hash`
+    /// lines.
+    pub fn start_with_htpasswd(htpasswd: &str) -> Self {
+        Self::start_inner(Some(htpasswd))
+    }
+
+    fn start_inner(htpasswd: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let config = dir.path().join("config.yml");
+        let storage = dir.path().join("storage");
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            storage.display()
+        );
+        if let Some(lines) = htpasswd {
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, lines).expect("htpasswd");
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: wash-test\n    path: {}\n",
+                file.display()
+            ));
+        }
+        std::fs::write(&config, yaml).expect("registry config");
+        let process = Process::start(
+            "docker-registry",
+            &["serve".into(), config.display().to_string()],
+            port,
+        );
+        Self {
+            port,
+            _process: process,
+            _dir: dir,
+        }
+    }
+
+    /// `127.0.0.1:<port>`, the registry part of references.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
