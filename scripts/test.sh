@@ -63,6 +63,9 @@ if [ -n "$ring_users" ]; then
 fi
 echo "ok: no crate depends on ring"
 
+step "Install script (scripts/install.sh against a local HTTP server)"
+bash scripts/test-install.sh
+
 step "Lints"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --workspace --all-targets --all-features -- -D warnings

@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::OnceCell;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Locations};
 
 /// The Rust target components are built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
@@ -22,13 +22,17 @@ pub struct Project {
 }
 
 impl Project {
-    /// Opens the project in `dir`.
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Opens the project in `dir`, its config merged over the user's
+    /// (`user_config` overrides where that is).
+    pub fn open(dir: &Path, user_config: Option<&Path>) -> Result<Self> {
         let root = dir
             .canonicalize()
             .with_context(|| format!("project directory {} does not exist", dir.display()))?;
-        let config = config::load(&root)?;
-        Ok(Self { root, config })
+        let loaded = config::load(&Locations::new(&root, user_config.map(Path::to_path_buf)))?;
+        Ok(Self {
+            root,
+            config: loaded.config,
+        })
     }
 }
 

@@ -31,6 +31,10 @@ pub struct GlobalArgs {
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub project_dir: Option<PathBuf>,
 
+    /// User config file (default: `~/.config/wash/config.yaml` and friends).
+    #[arg(long, global = true, value_name = "PATH", env = "WASH_USER_CONFIG")]
+    pub user_config: Option<PathBuf>,
+
     /// Never prompt; fail with a clear message when a value is missing.
     #[arg(long, global = true)]
     pub non_interactive: bool,
@@ -63,6 +67,12 @@ pub enum Command {
     Workload(crate::commands::workload::WorkloadArgs),
     /// Push and pull components to and from OCI registries.
     Oci(crate::commands::oci::OciArgs),
+    /// Create, inspect, validate and clean up wash's configuration.
+    Config(crate::commands::config::ConfigArgs),
+    /// Create a project from a template or a git repository.
+    New(crate::commands::new::NewArgs),
+    /// Print shell completions.
+    Completion(crate::commands::completion::CompletionArgs),
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ fn main() -> ExitCode {
             Command::Host(args) => commands::host::run(&cli.global, *args).await,
             Command::Workload(args) => commands::workload::run(&cli.global, args).await,
             Command::Oci(args) => commands::oci::run(&cli.global, args).await,
+            Command::Config(args) => commands::config::run(&cli.global, args).await,
+            Command::New(args) => commands::new::run(&cli.global, args).await,
+            Command::Completion(args) => commands::completion::run(args),
         }
     });
     match result {

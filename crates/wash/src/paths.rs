@@ -17,3 +17,14 @@ pub fn cache_dir() -> PathBuf {
 pub fn compile_cache_dir() -> PathBuf {
     cache_dir().join("compiled")
 }
+
+/// wash's data directory: `$WASH_DATA_DIR`, else the platform data
+/// directory (XDG on Linux) + `wash`.
+pub fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WASH_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    dirs::data_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("wash")
+}

@@ -267,6 +267,26 @@ async fn dev_trusts_extra_cas_for_outbound_https() {
     );
     assert!(dev.terminate().await);
 
+    // The same through the config file: `workload` environment and
+    // allowedHosts, and `dev.tls_ca_path` relative to the project.
+    std::fs::create_dir_all(dir.path().join(".wash")).unwrap();
+    std::fs::write(
+        dir.path().join(".wash/config.yaml"),
+        format!(
+            "workload:\n  environment:\n    URL: {url}\n  allowedHosts: [\"{allow}\"]\ndev:\n  tls_ca_path: ca.pem\n"
+        ),
+    )
+    .unwrap();
+    let mut command = wash();
+    command
+        .args(["dev", "--no-watch", "--address", "127.0.0.1:0", "-C"])
+        .arg(dir.path())
+        .arg(&client);
+    let dev = Running::spawn(command);
+    let serving = url_in(&dev.wait_for("Serving", REBUILD).await);
+    assert_eq!(get(&serving).await, (200, "upstream 200\nsecret".into()));
+    assert!(dev.terminate().await);
+
     // A CA file that is not there: one clear error naming it.
     let missing = dir.path().join("missing-ca.pem");
     let finished = run(

@@ -21,7 +21,7 @@ struct Built {
 }
 
 pub async fn run(global: &GlobalArgs, _args: BuildArgs) -> Result<()> {
-    let project = Project::open(&super::project_dir(global))?;
+    let project = Project::open(&super::project_dir(global), global.user_config.as_deref())?;
     let artifact = build::build(&project).await?;
     let artifact = artifact.display().to_string();
     output::emit(

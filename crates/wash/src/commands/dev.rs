@@ -33,7 +33,9 @@ use wash_runtime::plugin::messaging::{
 };
 use wash_runtime::plugin::secrets::Secrets;
 use wash_runtime::tls::TrustRoots;
-use wash_runtime::types::{Component, LocalResources, WitInterface, Workload};
+use wash_runtime::types::{
+    Component, LocalResources, Volume, VolumeMount, VolumeSource, WitInterface, Workload,
+};
 
 use crate::build::{self, Project};
 use crate::cli::{GlobalArgs, OutputFormat};
@@ -95,12 +97,17 @@ enum Source {
 }
 
 impl Source {
-    /// `wash dev` settings of the project (or of `-C`/the current directory
-    /// when serving a prebuilt file).
-    fn dev_config(&self, global: &GlobalArgs) -> Result<DevConfig> {
+    /// The configuration of the project (or of `-C`/the current directory
+    /// when serving a prebuilt file), and the directory its relative paths
+    /// start from.
+    fn config(&self, global: &GlobalArgs) -> Result<(crate::config::Config, PathBuf)> {
         Ok(match self {
-            Source::Project(project) => project.config.dev.clone(),
-            Source::File(_) => crate::config::load(&super::project_dir(global))?.dev,
+            Source::Project(project) => (project.config.clone(), project.root.clone()),
+            Source::File(_) => {
+                let dir = super::project_dir(global);
+                let locations = crate::config::Locations::new(&dir, global.user_config.clone());
+                (crate::config::load(&locations)?.config, dir)
+            }
         })
     }
 
@@ -115,7 +122,10 @@ impl Source {
                 .with_context(|| format!("cannot open component {}", target.display()))?;
             return Ok(Source::File(path));
         }
-        Ok(Source::Project(Box::new(Project::open(&target)?)))
+        Ok(Source::Project(Box::new(Project::open(
+            &target,
+            global.user_config.as_deref(),
+        )?)))
     }
 
     /// Builds if needed; the component to serve.
@@ -190,6 +200,7 @@ struct Dev {
     host: Host,
     format: OutputFormat,
     resources: LocalResources,
+    volumes: Vec<Volume>,
     deployments: u64,
     current: Option<Deployed>,
 }
@@ -214,6 +225,7 @@ impl Dev {
                 local_resources: self.resources.clone(),
                 ..Default::default()
             }],
+            volumes: self.volumes.clone(),
             host_interfaces: vec![WitInterface {
                 namespace: "wasi".into(),
                 package: "http".into(),
@@ -255,18 +267,23 @@ fn component_name(artifact: &Path) -> String {
 
 pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
     let source = Source::from_args(global, &args)?;
-    let address = match (args.address, &source) {
-        (Some(address), _) => address,
-        (None, Source::Project(project)) => match &project.config.dev.address {
-            Some(address) => address
-                .parse()
-                .with_context(|| format!("`dev.address` `{address}` is not a socket address"))?,
-            None => DEFAULT_ADDRESS.parse()?,
-        },
-        (None, Source::File(_)) => DEFAULT_ADDRESS.parse()?,
+    let (config, root) = source.config(global)?;
+    let dev_config = resolve_paths(config.dev, &root);
+    refuse_unsupported(&dev_config)?;
+    let address = match args.address {
+        Some(address) => address,
+        None => {
+            let wanted = dev_config.address.as_deref().unwrap_or(DEFAULT_ADDRESS);
+            tokio::net::lookup_host(wanted)
+                .await
+                .ok()
+                .and_then(|mut found| found.next())
+                .with_context(|| {
+                    format!("`dev.address` `{wanted}` is not a socket address (HOST:PORT)")
+                })?
+        }
     };
-
-    let dev_config = source.dev_config(global)?;
+    let workload_config = config.workload;
     let artifact = source.artifact().await?;
 
     let engine = EngineBuilder::new()
@@ -276,6 +293,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
     let trust = args
         .http_client_ca_paths
         .iter()
+        .chain(dev_config.tls_ca_path.iter())
         .fold(TrustRoots::webpki(), |roots, path| roots.with_ca_file(path));
     let outgoing = DefaultOutgoingHandler::builder()
         .trust(trust)
@@ -309,10 +327,24 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
         format: global.output,
         resources: LocalResources {
             memory_limit_mb: args.memory_limit_mb.map(|m| m as i32).unwrap_or(0),
-            allowed_hosts: args.allowed_hosts.clone(),
-            environment: args.env.iter().cloned().collect(),
+            // The config's `workload` section, then the flags on top.
+            allowed_hosts: workload_config
+                .allowed_hosts
+                .iter()
+                .chain(&args.allowed_hosts)
+                .cloned()
+                .collect(),
+            environment: workload_config
+                .environment
+                .clone()
+                .into_iter()
+                .chain(args.env.iter().cloned())
+                .collect(),
+            config: workload_config.config.clone(),
+            volume_mounts: volume_mounts(&dev_config),
             ..Default::default()
         },
+        volumes: volumes(&dev_config),
         deployments: 0,
         current: None,
     };
@@ -390,6 +422,75 @@ async fn reload(dev: &mut Dev, source: &Source) {
             },
         ),
     }
+}
+
+/// Relative paths of the `dev` section start at the project directory.
+fn resolve_paths(mut dev: DevConfig, root: &Path) -> DevConfig {
+    let resolve = |path: &mut Option<PathBuf>| {
+        if let Some(p) = path.as_mut().filter(|p| p.is_relative()) {
+            *p = root.join(&*p);
+        }
+    };
+    resolve(&mut dev.wasi_keyvalue_path);
+    resolve(&mut dev.wasi_blobstore_path);
+    resolve(&mut dev.tls_ca_path);
+    resolve(&mut dev.tls_cert_path);
+    resolve(&mut dev.tls_key_path);
+    for volume in &mut dev.volumes {
+        if volume.host_path.is_relative() {
+            volume.host_path = root.join(&volume.host_path);
+        }
+    }
+    dev
+}
+
+/// Settings this wash cannot honour stop it, rather than being ignored.
+fn refuse_unsupported(dev: &DevConfig) -> Result<()> {
+    if dev.wasi_webgpu {
+        anyhow::bail!("`dev.wasi_webgpu`: this build of wash has no wasi:webgpu support");
+    }
+    if dev.tls_cert_path.is_some() || dev.tls_key_path.is_some() {
+        anyhow::bail!(
+            "`dev.tls_cert_path`/`dev.tls_key_path`: wash dev serves plain HTTP only; remove \
+             them (outbound HTTPS trust is `dev.tls_ca_path`)"
+        );
+    }
+    if !dev.components.is_empty() {
+        anyhow::bail!(
+            "`dev.components`: wash dev serves one component, the project's; start others \
+             with `wash host` and `wash workload start`"
+        );
+    }
+    if dev.postgres_url.is_some() {
+        eprintln!("warning: `dev.postgres_url` is ignored: wash has no PostgreSQL plugin");
+    }
+    Ok(())
+}
+
+/// `dev.volumes` as workload volumes, named `volume-<n>`.
+fn volumes(dev: &DevConfig) -> Vec<Volume> {
+    dev.volumes
+        .iter()
+        .enumerate()
+        .map(|(index, volume)| Volume {
+            name: format!("volume-{index}"),
+            source: VolumeSource::HostPath {
+                local_path: volume.host_path.display().to_string(),
+            },
+        })
+        .collect()
+}
+
+fn volume_mounts(dev: &DevConfig) -> Vec<VolumeMount> {
+    dev.volumes
+        .iter()
+        .enumerate()
+        .map(|(index, volume)| VolumeMount {
+            name: format!("volume-{index}"),
+            mount_path: volume.guest_path.clone(),
+            read_only: false,
+        })
+        .collect()
 }
 
 /// The capability plugins, with backends from the `dev` config section:

@@ -22,13 +22,15 @@ use wash_runtime::tls::TrustRoots;
 use wash_runtime::washlet::{DEFAULT_MAX_REQUEST, Washlet, WashletConfig};
 
 use crate::cli::GlobalArgs;
+use crate::config::{HostConfig, Locations};
 use crate::paths;
 
 #[derive(Debug, Args)]
 pub struct HostArgs {
-    /// Host group this host joins (reported as the `hostgroup` label).
-    #[arg(long, default_value = "default")]
-    pub host_group: String,
+    /// Host group this host joins (reported as the `hostgroup` label)
+    /// [default: default].
+    #[arg(long)]
+    pub host_group: Option<String>,
 
     /// Friendly name (defaults to the machine's host name).
     #[arg(long)]
@@ -38,13 +40,9 @@ pub struct HostArgs {
     #[arg(long)]
     pub host_id: Option<String>,
 
-    /// NATS server of the control plane.
-    #[arg(
-        long,
-        default_value = "nats://127.0.0.1:4222",
-        env = "WASH_SCHEDULER_NATS_URL"
-    )]
-    pub scheduler_nats_url: String,
+    /// NATS server of the control plane [default: nats://127.0.0.1:4222].
+    #[arg(long, env = "WASH_SCHEDULER_NATS_URL")]
+    pub scheduler_nats_url: Option<String>,
     #[command(flatten)]
     pub scheduler_tls: SchedulerTls,
 
@@ -55,9 +53,9 @@ pub struct HostArgs {
     #[command(flatten)]
     pub data_tls: DataTls,
 
-    /// Address to serve HTTP on.
-    #[arg(long, default_value = "0.0.0.0:8080")]
-    pub http_addr: SocketAddr,
+    /// Address to serve HTTP on [default: 0.0.0.0:8080].
+    #[arg(long)]
+    pub http_addr: Option<SocketAddr>,
 
     /// Extra CA certificates (PEM) for components' outbound HTTPS.
     #[arg(long = "http-client-ca-path", value_name = "FILE")]
@@ -148,7 +146,69 @@ async fn connect(
         .with_context(|| format!("cannot connect to the {what} NATS server at {url}"))
 }
 
-pub async fn run(_global: &GlobalArgs, args: HostArgs) -> Result<()> {
+/// Fills what the flags left open from the config's `host` section, then
+/// the defaults. Flags win; labels and insecure registries add up.
+fn with_config(mut args: HostArgs, config: HostConfig) -> Result<Settled> {
+    if config.tls_cert_path.is_some()
+        || config.tls_key_path.is_some()
+        || config.tls_ca_path.is_some()
+    {
+        anyhow::bail!(
+            "`host.tls_cert_path`/`tls_key_path`/`tls_ca_path`: wash host serves plain HTTP only; \
+             put a TLS-terminating proxy in front, and remove these keys"
+        );
+    }
+    let http_addr = match (args.http_addr, config.http_addr) {
+        (Some(addr), _) => addr,
+        (None, Some(addr)) => addr
+            .parse()
+            .with_context(|| format!("`host.http_addr` `{addr}` is not a socket address"))?,
+        (None, None) => DEFAULT_HTTP_ADDR.parse()?,
+    };
+    let mut labels = config.labels;
+    labels.extend(args.labels.drain(..));
+    args.allow_insecure_registries
+        .extend(config.allow_insecure_registries);
+    args.oci_cache_dir = args.oci_cache_dir.take().or(config.oci_cache_dir);
+    args.data_nats_url = args.data_nats_url.take().or(config.data_nats_url);
+    Ok(Settled {
+        host_group: args
+            .host_group
+            .take()
+            .or(config.host_group)
+            .unwrap_or_else(|| "default".into()),
+        scheduler_nats_url: args
+            .scheduler_nats_url
+            .take()
+            .or(config.scheduler_nats_url)
+            .unwrap_or_else(|| DEFAULT_SCHEDULER_NATS_URL.into()),
+        http_addr,
+        labels,
+        args,
+    })
+}
+
+/// Flags and config, settled.
+struct Settled {
+    host_group: String,
+    scheduler_nats_url: String,
+    http_addr: SocketAddr,
+    labels: BTreeMap<String, String>,
+    args: HostArgs,
+}
+
+const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";
+const DEFAULT_SCHEDULER_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
+    let locations = Locations::new(super::project_dir(global), global.user_config.clone());
+    let Settled {
+        host_group,
+        scheduler_nats_url,
+        http_addr,
+        labels,
+        args,
+    } = with_config(args, crate::config::load(&locations)?.config.host)?;
     let friendly_name = args
         .host_name
         .clone()
@@ -172,7 +232,7 @@ pub async fn run(_global: &GlobalArgs, args: HostArgs) -> Result<()> {
     });
 
     let scheduler = connect(
-        &args.scheduler_nats_url,
+        &scheduler_nats_url,
         args.scheduler_tls.scheduler_ca.as_ref(),
         args.scheduler_tls.scheduler_cert.as_ref(),
         args.scheduler_tls.scheduler_key.as_ref(),
@@ -232,7 +292,7 @@ pub async fn run(_global: &GlobalArgs, args: HostArgs) -> Result<()> {
         .with_engine(engine)
         .with_oci(oci)
         .with_http(
-            HttpServerBuilder::new(args.http_addr)
+            HttpServerBuilder::new(http_addr)
                 .router(Arc::new(DynamicRouter::new()))
                 .outgoing_handler(Arc::new(outgoing)),
         );
@@ -252,8 +312,8 @@ pub async fn run(_global: &GlobalArgs, args: HostArgs) -> Result<()> {
         WashletConfig {
             host_id: host_id.clone(),
             friendly_name,
-            host_group: args.host_group.clone(),
-            labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+            host_group: host_group.clone(),
+            labels,
             heartbeat_interval: args.heartbeat_interval,
             max_request: DEFAULT_MAX_REQUEST,
         },
@@ -261,9 +321,9 @@ pub async fn run(_global: &GlobalArgs, args: HostArgs) -> Result<()> {
     .await?;
     println!(
         "Host {host_id} (group {}) serving HTTP on {}, control plane {}",
-        args.host_group,
+        host_group,
         host.http_addr().map(|a| a.to_string()).unwrap_or_default(),
-        args.scheduler_nats_url
+        scheduler_nats_url
     );
 
     super::shutdown_signal().await;
@@ -276,4 +336,61 @@ pub async fn run(_global: &GlobalArgs, args: HostArgs) -> Result<()> {
     washlet.final_heartbeat().await;
     println!("Host {host_id} stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn args(flags: &[&str]) -> HostArgs {
+        let cli = Cli::try_parse_from(["wash", "host"].iter().chain(flags)).unwrap();
+        match cli.command {
+            Command::Host(args) => *args,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_config_which_wins_over_defaults() {
+        let config = HostConfig {
+            host_group: Some("edge".into()),
+            http_addr: Some("127.0.0.1:9000".into()),
+            scheduler_nats_url: Some("nats://cp:4222".into()),
+            labels: [
+                ("zone".to_string(), "a".to_string()),
+                ("tier".to_string(), "1".to_string()),
+            ]
+            .into(),
+            allow_insecure_registries: vec!["localhost:5000".into()],
+            ..Default::default()
+        };
+        let settled = with_config(
+            args(&["--http-addr", "127.0.0.1:1", "--label", "zone=b"]),
+            config,
+        )
+        .unwrap();
+        assert_eq!(settled.http_addr, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(settled.host_group, "edge");
+        assert_eq!(settled.scheduler_nats_url, "nats://cp:4222");
+        assert_eq!(settled.labels["zone"], "b");
+        assert_eq!(settled.labels["tier"], "1");
+        assert_eq!(
+            settled.args.allow_insecure_registries,
+            vec!["localhost:5000".to_string()]
+        );
+
+        let defaults = with_config(args(&[]), HostConfig::default()).unwrap();
+        assert_eq!(defaults.http_addr, DEFAULT_HTTP_ADDR.parse().unwrap());
+        assert_eq!(defaults.host_group, "default");
+        assert_eq!(defaults.scheduler_nats_url, DEFAULT_SCHEDULER_NATS_URL);
+
+        let tls = HostConfig {
+            tls_cert_path: Some("c.pem".into()),
+            ..Default::default()
+        };
+        assert!(with_config(args(&[]), tls).is_err());
+    }
 }

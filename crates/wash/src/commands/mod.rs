@@ -1,9 +1,12 @@
 //! One module per subcommand; each `run` turns flags into library calls.
 
 pub mod build;
+pub mod completion;
+pub mod config;
 pub mod dev;
 pub mod host;
 pub mod inspect;
+pub mod new;
 pub mod oci;
 pub mod workload;
 

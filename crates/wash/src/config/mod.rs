@@ -1,0 +1,445 @@
+//! wash's configuration: the project file `.wash/config.{yaml,yml,json,toml}`
+//! merged over the user file (`~/.config/wash/config.*`, or
+//! `--user-config`). `files` reads and writes the formats, `merge` combines
+//! them and remembers where each value came from, `validate` checks the
+//! result, `example` holds what `wash config init` writes.
+
+pub mod example;
+pub mod files;
+pub mod merge;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use files::Format;
+
+/// File names tried, in order, inside a project's `.wash/` directory and
+/// the user's config directory.
+pub const CONFIG_FILES: [&str; 4] = ["config.yaml", "config.yml", "config.json", "config.toml"];
+
+/// The whole configuration. Every section is optional; unknown keys are
+/// reported as warnings by the loader.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Config {
+    /// Version of the file's layout.
+    #[serde(
+        deserialize_with = "string_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "is_default")]
+    pub build: BuildConfig,
+    #[serde(skip_serializing_if = "is_default")]
+    pub new: NewConfig,
+    #[serde(skip_serializing_if = "is_default")]
+    pub wit: WitConfig,
+    #[serde(skip_serializing_if = "is_default")]
+    pub workload: WorkloadConfig,
+    #[serde(skip_serializing_if = "is_default")]
+    pub host: HostConfig,
+    #[serde(skip_serializing_if = "is_default")]
+    pub dev: DevConfig,
+}
+
+/// How to build the project's component.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct BuildConfig {
+    /// A shell command that builds the component (instead of cargo).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Environment for the build command.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Where the built component lands, relative to the project.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub component_path: Option<PathBuf>,
+}
+
+/// What `wash new` runs in a freshly created project.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct NewConfig {
+    /// A shell command run in the new project's directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+/// Where WIT dependencies come from.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct WitConfig {
+    /// Registries WIT packages are fetched from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<WitRegistry>,
+    /// Never fetch; use what is on disk.
+    #[serde(skip_serializing_if = "is_default")]
+    pub skip_fetch: bool,
+    /// The project's WIT directory (default `wit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wit_dir: Option<PathBuf>,
+    /// Package name -> source: a local path, or an `https://`, `git+` or
+    /// `oci://` location.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, String>,
+}
+
+/// One WIT registry.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct WitRegistry {
+    /// Base URL (`https://...` or `oci://...`).
+    pub url: String,
+}
+
+/// Settings of the workload `wash dev` runs.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct WorkloadConfig {
+    /// Values for `wasi:config/store`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Hosts outbound HTTP and sockets may reach (`host`, `*.suffix`,
+    /// `host:port`).
+    #[serde(
+        rename = "allowedHosts",
+        alias = "allowed_hosts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Environment variables of the component.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+}
+
+/// Defaults for `wash host` (its flags win).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct HostConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler_nats_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_nats_url: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oci_cache_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_insecure_registries: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_path: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_path: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_path: Option<PathBuf>,
+}
+
+/// `wash dev` settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DevConfig {
+    /// Address to serve on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Extra prebuilt components served beside the project's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<DevComponent>,
+    /// Host directories mounted into the component.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<DevVolume>,
+    /// Serve HTTPS with this certificate (PEM)...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_path: Option<PathBuf>,
+    /// ...and this key (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_path: Option<PathBuf>,
+    /// Extra CA (PEM) trusted for the component's outbound HTTPS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_path: Option<PathBuf>,
+    /// Key-value in Redis at this URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasi_keyvalue_redis_url: Option<String>,
+    /// Key-value in NATS JetStream KV at this URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasi_keyvalue_nats_url: Option<String>,
+    /// Key-value in files under this directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasi_keyvalue_path: Option<PathBuf>,
+    /// Blobs in files under this directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasi_blobstore_path: Option<PathBuf>,
+    /// Messaging (and NATS defaults) at this URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_nats_url: Option<String>,
+    /// A PostgreSQL database for components that use one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres_url: Option<String>,
+    /// Give components `wasi:webgpu`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub wasi_webgpu: bool,
+}
+
+/// A prebuilt component `wash dev` serves beside the project's.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DevComponent {
+    pub name: String,
+    /// A `.wasm` file, relative to the project.
+    pub path: PathBuf,
+}
+
+/// A host directory mounted into components.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DevVolume {
+    pub host_path: PathBuf,
+    pub guest_path: String,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// `version: 1` and `version: "1"` mean the same.
+fn string_or_number<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Version {
+        Text(String),
+        Number(serde_json::Number),
+    }
+    Ok(
+        Option::<Version>::deserialize(deserializer)?.map(|v| match v {
+            Version::Text(text) => text,
+            Version::Number(number) => number.to_string(),
+        }),
+    )
+}
+
+/// Where the configuration files are.
+#[derive(Debug, Clone)]
+pub struct Locations {
+    /// The project directory (holds `.wash/`).
+    pub project: PathBuf,
+    /// `--user-config`, if given: then it must exist.
+    pub user_override: Option<PathBuf>,
+    /// A file to use instead of the project's (`wash config validate --file`).
+    pub project_override: Option<PathBuf>,
+}
+
+impl Locations {
+    pub fn new(project: impl Into<PathBuf>, user_override: Option<PathBuf>) -> Self {
+        Self {
+            project: project.into(),
+            user_override,
+            project_override: None,
+        }
+    }
+
+    /// The user file: `--user-config`, else the first of `config.*` in the
+    /// user's config directory (`$XDG_CONFIG_HOME/wash`, `~/.config/wash`).
+    pub fn user_file(&self) -> Option<PathBuf> {
+        if let Some(path) = &self.user_override {
+            return Some(path.clone());
+        }
+        let dir = user_config_dir()?;
+        CONFIG_FILES
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|path| path.is_file())
+    }
+
+    /// The project file: the override, else the first of `.wash/config.*`.
+    pub fn project_file(&self) -> Option<PathBuf> {
+        if let Some(path) = &self.project_override {
+            return Some(path.clone());
+        }
+        project_files(&self.project).into_iter().next()
+    }
+}
+
+/// The user's wash config directory.
+pub fn user_config_dir() -> Option<PathBuf> {
+    dirs::config_dir().map(|dir| dir.join("wash"))
+}
+
+/// Every `.wash/config.*` file of the project, in the order they are tried.
+pub fn project_files(project: &Path) -> Vec<PathBuf> {
+    CONFIG_FILES
+        .iter()
+        .map(|name| project.join(".wash").join(name))
+        .filter(|path| path.is_file())
+        .collect()
+}
+
+/// A problem with a configuration file, located as precisely as known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub file: Option<PathBuf>,
+    /// Dotted key path (`dev.address`, `wit.registries.0.url`).
+    pub key: Option<String>,
+    /// 1-based line and column, for syntax errors.
+    pub position: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}", file.display())?;
+            if let Some((line, column)) = self.position {
+                write!(f, ":{line}:{column}")?;
+            }
+            write!(f, ": ")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, "`{key}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// The merged configuration and what was learnt loading it.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub config: Config,
+    /// The files read, user file first.
+    pub files: Vec<PathBuf>,
+    /// Leaf key path -> the file its value came from.
+    pub origins: BTreeMap<String, PathBuf>,
+    /// The merged document, as read (for `wash config show`).
+    pub document: serde_json::Value,
+    /// Unknown keys and other things worth a look; loading went on.
+    pub warnings: Vec<String>,
+    /// The project directory relative paths are resolved against.
+    pub project: PathBuf,
+}
+
+impl Loaded {
+    /// The file `key` (or the nearest value under it) came from.
+    pub fn origin_of(&self, key: &str) -> Option<&PathBuf> {
+        if let Some(file) = self.origins.get(key) {
+            return Some(file);
+        }
+        let prefix = format!("{key}.");
+        self.origins
+            .iter()
+            .find(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, file)| file)
+    }
+
+    /// A path from the config, relative to the project directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.project.join(path)
+        }
+    }
+}
+
+/// Reads and merges the configuration. Every problem found is returned at
+/// once, not only the first.
+pub fn load_all(locations: &Locations) -> Result<Loaded, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut layers = Vec::new();
+    if let Some(user) = locations.user_file() {
+        layers.push(user);
+    }
+    if let Some(project) = locations.project_file() {
+        layers.push(project);
+    }
+    let mut loaded = Loaded {
+        project: locations.project.clone(),
+        ..Default::default()
+    };
+    let others = project_files(&locations.project);
+    if locations.project_override.is_none() && others.len() > 1 {
+        loaded.warnings.push(format!(
+            "{} is used; {} ignored (keep one config file in .wash/)",
+            others[0].display(),
+            others[1..]
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let mut merged = merge::Merged::default();
+    for file in layers {
+        match files::read_document(&file) {
+            Ok(document) => {
+                match files::typed(&document) {
+                    Ok((_, unknown)) => {
+                        for key in unknown {
+                            loaded.warnings.push(format!(
+                                "unknown key `{key}` in {} (ignored)",
+                                file.display()
+                            ));
+                        }
+                        merged.layer(document, &file);
+                    }
+                    Err((key, message)) => problems.push(Problem {
+                        file: Some(file.clone()),
+                        key,
+                        position: None,
+                        message,
+                    }),
+                }
+                loaded.files.push(file);
+            }
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    loaded.document = merged.document;
+    loaded.origins = merged.origins;
+    match files::typed(&loaded.document) {
+        Ok((config, _)) => loaded.config = config,
+        // Each layer was valid alone; the merge of two valid layers is too,
+        // but say so rather than panic if that ever breaks.
+        Err((key, message)) => {
+            return Err(vec![Problem {
+                file: None,
+                key,
+                position: None,
+                message: format!("merged configuration: {message}"),
+            }]);
+        }
+    }
+    Ok(loaded)
+}
+
+/// [`load_all`] for commands that just need the configuration: warnings go
+/// to stderr, problems become one error listing them all.
+pub fn load(locations: &Locations) -> anyhow::Result<Loaded> {
+    match load_all(locations) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            Ok(loaded)
+        }
+        Err(problems) => Err(anyhow::anyhow!(
+            "invalid configuration:\n  {}",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        )),
+    }
+}
