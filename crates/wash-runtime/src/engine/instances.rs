@@ -4,8 +4,12 @@
 //! Requests are dispatched by `wasmtime_wasi_http::handler::ProxyHandler`,
 //! which serves P2 (`incoming-handler`) and P3 (`handler`) exports alike; this
 //! module supplies its policy. The default is a fresh instance per request.
+//! With a [`Reuse`] policy (a component's `pool_size` > 0) instances stay
+//! warm: P2 instances serve requests one after another, P3 instances several
+//! at once; one that traps or misses a deadline is discarded, and idle ones
+//! beyond the pool, or idle longer than the idle timeout, are reclaimed.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use std::{future::Future, pin::Pin, task::Context, task::Poll};
@@ -35,12 +39,58 @@ pub enum HttpWorld {
     P3,
 }
 
+/// Whether and how instances are reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reuse {
+    /// Idle instances kept warm.
+    pub pool_size: usize,
+    /// Requests one instance serves before it is replaced (`None`: no limit).
+    pub max_invocations: Option<usize>,
+    /// Requests one instance serves at once (P3 only; P2 is always 1).
+    pub max_concurrency: usize,
+    /// How long a warm instance may sit idle before it is reclaimed.
+    pub idle_timeout: Duration,
+}
+
+/// P3 requests one warm instance serves at once when the component does not
+/// say (the same as `wasmtime serve -Sp3`).
+pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
+/// How long a warm instance may sit idle, unless the host says otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Reuse {
+    /// The policy a component's fields ask for: `None` (a fresh instance
+    /// per request) unless `pool_size` > 0. Zero or negative limits mean
+    /// "unlimited" (`max_invocations`) or "the default"
+    /// (`max_concurrency`).
+    pub fn from_component(
+        pool_size: i32,
+        max_invocations: i32,
+        max_concurrency: i32,
+        idle_timeout: Duration,
+    ) -> Option<Self> {
+        let pool_size = usize::try_from(pool_size).ok().filter(|n| *n > 0)?;
+        Some(Self {
+            pool_size,
+            max_invocations: usize::try_from(max_invocations).ok().filter(|n| *n > 0),
+            max_concurrency: usize::try_from(max_concurrency)
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_MAX_CONCURRENCY),
+            idle_timeout,
+        })
+    }
+}
+
 /// Creates and retires the instances of one HTTP component.
 pub(crate) struct ComponentInstances {
     engine: Engine,
     pre: ProxyPre<StoreState>,
     template: Arc<InstanceTemplate>,
     request_timeout: Duration,
+    reuse: Option<Reuse>,
+    /// Warm instances idle right now (at most `pool_size`).
+    idle_warm: Arc<AtomicUsize>,
     instantiations: AtomicU64,
 }
 
@@ -50,12 +100,15 @@ impl ComponentInstances {
         pre: ProxyPre<StoreState>,
         template: Arc<InstanceTemplate>,
         request_timeout: Duration,
+        reuse: Option<Reuse>,
     ) -> Self {
         Self {
             engine,
             pre,
             template,
             request_timeout,
+            reuse,
+            idle_warm: Arc::default(),
             instantiations: AtomicU64::new(0),
         }
     }
@@ -83,11 +136,11 @@ impl ComponentInstances {
 impl HandlerState for ComponentInstances {
     type StoreData = StoreState;
     type WorkerExpiration = Expiration;
-    type WorkerState = FreshInstance;
+    type WorkerState = InstanceState;
 
     async fn instantiate(
         &self,
-    ) -> wasmtime::Result<Instance<StoreState, Expiration, FreshInstance>> {
+    ) -> wasmtime::Result<Instance<StoreState, Expiration, InstanceState>> {
         let slot = self
             .template
             .slot(self.request_timeout)
@@ -101,14 +154,25 @@ impl HandlerState for ComponentInstances {
             .set(Instant::now() + self.request_timeout);
         let proxy = self.pre.instantiate_async(&mut store).await?;
         self.instantiations.fetch_add(1, Ordering::Relaxed);
+        // P2 exports cannot be entered again while a call is running.
+        let reuse = self.reuse.map(|mut reuse| {
+            if self.world() == HttpWorld::P2 {
+                reuse.max_concurrency = 1;
+            }
+            reuse
+        });
         Ok(Instance {
             store,
             proxy,
             view: StoreState::http_view,
-            expiration: Expiration::new(self.request_timeout + TEARDOWN_GRACE),
-            state: FreshInstance {
+            expiration: Expiration::new(
+                self.request_timeout + TEARDOWN_GRACE,
+                reuse.map(|r| (r, self.idle_warm.clone())),
+            ),
+            state: InstanceState {
                 labels: self.template.labels.clone(),
                 request_timeout: self.request_timeout,
+                reuse,
                 watchers: Mutex::new(Vec::new()),
                 slot: Mutex::new(Some(slot)),
             },
@@ -135,22 +199,35 @@ pub(crate) fn instance_watch() -> (oneshot::Sender<InstanceEnd>, InstanceWatch) 
     oneshot::channel()
 }
 
-/// An instance that serves exactly one request.
-pub(crate) struct FreshInstance {
+/// One instance: serves exactly one request, or with a [`Reuse`] policy
+/// as many as the policy allows.
+pub(crate) struct InstanceState {
     labels: Arc<GuestLabels>,
     request_timeout: Duration,
+    reuse: Option<Reuse>,
+    /// Requests in flight on this instance, told how it ends. A request
+    /// that finished drops its receiver, and its sender is pruned.
     watchers: Mutex<Vec<oneshot::Sender<InstanceEnd>>>,
     /// Released only after the store is dropped (see `drop`).
     slot: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
 }
 
-impl WorkerState for FreshInstance {
+impl WorkerState for InstanceState {
     type StoreData = StoreState;
     type RequestData = oneshot::Sender<InstanceEnd>;
 
-    fn should_accept_request(&self, _concurrent: usize, total: usize) -> ShouldAccept {
-        if total >= 1 {
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        let Some(reuse) = self.reuse else {
+            return if total >= 1 {
+                ShouldAccept::Never
+            } else {
+                ShouldAccept::Yes
+            };
+        };
+        if reuse.max_invocations.is_some_and(|max| total >= max) {
             ShouldAccept::Never
+        } else if concurrent >= reuse.max_concurrency {
+            ShouldAccept::No
         } else {
             ShouldAccept::Yes
         }
@@ -162,10 +239,11 @@ impl WorkerState for FreshInstance {
         watcher: oneshot::Sender<InstanceEnd>,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
-        self.watchers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(watcher);
+        let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+        // Requests that got their response no longer listen.
+        watchers.retain(|w| !w.is_canceled());
+        watchers.push(watcher);
+        drop(watchers);
         // The epoch check traps a busy guest at the deadline; the sleep
         // covers a guest that is idle-waiting and never ticks.
         store
@@ -219,18 +297,53 @@ fn log_instance_failure(labels: &GuestLabels, failure: &GuestFailure) {
     }
 }
 
-/// When an instance is torn down regardless of what its requests do.
+/// When an instance is torn down regardless of what its requests do, and
+/// when an idle warm one is reclaimed.
 pub(crate) struct Expiration {
     limit: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    /// The policy and the component's count of idle warm instances.
+    warm: Option<(Reuse, Arc<AtomicUsize>)>,
+    /// Whether this instance holds one of the pool's idle places.
+    pooled: bool,
 }
 
 impl Expiration {
-    fn new(limit: Duration) -> Self {
+    fn new(limit: Duration, warm: Option<(Reuse, Arc<AtomicUsize>)>) -> Self {
         Self {
             limit,
             sleep: Box::pin(tokio::time::sleep(Duration::from_secs(86_400 * 365))),
+            warm,
+            pooled: false,
         }
+    }
+
+    /// Takes an idle place in the pool if one is free.
+    fn enter_pool(&mut self) -> bool {
+        let Some((reuse, idle)) = &self.warm else {
+            return false;
+        };
+        if !self.pooled {
+            self.pooled = idle
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < reuse.pool_size).then_some(n + 1)
+                })
+                .is_ok();
+        }
+        self.pooled
+    }
+
+    fn leave_pool(&mut self) {
+        if let (true, Some((_, idle))) = (self.pooled, &self.warm) {
+            idle.fetch_sub(1, Ordering::AcqRel);
+            self.pooled = false;
+        }
+    }
+}
+
+impl Drop for Expiration {
+    fn drop(&mut self) {
+        self.leave_pool();
     }
 }
 
@@ -243,14 +356,62 @@ impl WorkerExpiration for Expiration {
     ) -> Poll<()> {
         let this = self.get_mut();
         let limit = match status {
-            // A fresh instance is never idle for long; no reason to keep it.
-            WorkerStatus::Idle => Duration::ZERO,
-            WorkerStatus::Requests | WorkerStatus::PostReturn => this.limit,
+            // Idle: kept only while it has a place in the pool; a fresh
+            // instance never has one.
+            WorkerStatus::Idle => match this.enter_pool() {
+                true => this
+                    .warm
+                    .as_ref()
+                    .map_or(Duration::ZERO, |(r, _)| r.idle_timeout),
+                false => Duration::ZERO,
+            },
+            WorkerStatus::Requests | WorkerStatus::PostReturn => {
+                this.leave_pool();
+                this.limit
+            }
         };
         let deadline = tokio::time::Instant::from_std(since + limit);
         if this.sleep.deadline() != deadline {
             this.sleep.as_mut().reset(deadline);
         }
         this.sleep.as_mut().poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reuse_is_opt_in_and_fills_defaults() {
+        let idle = Duration::from_secs(1);
+        assert_eq!(Reuse::from_component(0, 5, 5, idle), None);
+        assert_eq!(Reuse::from_component(-1, 5, 5, idle), None);
+        let reuse = Reuse::from_component(2, 0, 0, idle).unwrap();
+        assert_eq!(reuse.pool_size, 2);
+        assert_eq!(reuse.max_invocations, None);
+        assert_eq!(reuse.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+        let reuse = Reuse::from_component(1, 10, 4, idle).unwrap();
+        assert_eq!(
+            (reuse.max_invocations, reuse.max_concurrency),
+            (Some(10), 4)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_pool_holds_at_most_pool_size_idle_instances() {
+        let reuse = Reuse::from_component(2, 0, 0, Duration::from_secs(1)).unwrap();
+        let idle = Arc::new(AtomicUsize::new(0));
+        let mut instances: Vec<_> = (0..3)
+            .map(|_| Expiration::new(Duration::from_secs(1), Some((reuse, idle.clone()))))
+            .collect();
+        let entered: Vec<bool> = instances.iter_mut().map(|e| e.enter_pool()).collect();
+        assert_eq!(entered, [true, true, false]);
+        assert_eq!(idle.load(Ordering::Acquire), 2);
+        // Going busy, or away, frees the place.
+        instances[0].leave_pool();
+        assert!(instances[2].enter_pool());
+        drop(instances);
+        assert_eq!(idle.load(Ordering::Acquire), 0);
     }
 }

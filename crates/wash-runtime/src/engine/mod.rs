@@ -21,7 +21,7 @@ pub use cache::{CacheOutcome, CacheStats};
 use cache::{CompileCache, sha256_hex};
 use epoch::EpochTicker;
 pub(crate) use failure::describe_error;
-pub use instances::HttpWorld;
+pub use instances::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONCURRENCY, HttpWorld, Reuse};
 pub use limits::{DeadlineExceeded, MemoryLimitExceeded};
 
 /// Every instance slot of the host stayed taken for as long as the caller

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
-use super::instances::{ComponentInstances, HttpWorld};
+use super::instances::{ComponentInstances, HttpWorld, Reuse};
 use super::store::{GuestLabels, InstanceTemplate, Preopen, StoreState};
 use super::{CacheOutcome, CompiledComponent, Engine, EngineError};
 use crate::host::egress::sockets::SocketPolicy;
@@ -176,6 +176,7 @@ pub(crate) struct ResolveContext<'a> {
     pub(crate) workload_id: Arc<str>,
     pub(crate) outgoing: Arc<dyn OutgoingHandler>,
     pub(crate) default_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     pub(crate) live: Arc<AtomicUsize>,
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
     /// Whether guests may reach private and special address ranges through
@@ -344,8 +345,19 @@ impl ResolveContext<'_> {
         );
         let http = match proxy_pre {
             Some(proxy_pre) => {
-                let instances =
-                    ComponentInstances::new(self.engine.clone(), proxy_pre, template, timeout);
+                let reuse = Reuse::from_component(
+                    component.pool_size,
+                    component.max_invocations,
+                    component.max_concurrency,
+                    self.idle_timeout,
+                );
+                let instances = ComponentInstances::new(
+                    self.engine.clone(),
+                    proxy_pre,
+                    template,
+                    timeout,
+                    reuse,
+                );
                 Some(HttpComponent {
                     world: instances.world(),
                     handler: ProxyHandler::new(instances),

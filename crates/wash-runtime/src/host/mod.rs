@@ -149,6 +149,7 @@ pub struct HostBuilder {
     engine: Option<Engine>,
     http: Option<HttpServerBuilder>,
     request_timeout: Duration,
+    idle_timeout: Duration,
     allow_private_networks: bool,
     plugins: Vec<Arc<dyn HostPlugin>>,
 }
@@ -167,6 +168,7 @@ impl HostBuilder {
             engine: None,
             http: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            idle_timeout: crate::engine::DEFAULT_IDLE_TIMEOUT,
             allow_private_networks: false,
             plugins: Vec::new(),
         }
@@ -210,6 +212,13 @@ impl HostBuilder {
     /// The request deadline for components that do not set their own.
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// How long a warm instance (a component with `pool_size` > 0) may sit
+    /// idle before it is reclaimed.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 
@@ -258,6 +267,7 @@ impl HostBuilder {
                 router,
                 outgoing,
                 request_timeout: self.request_timeout,
+                idle_timeout: self.idle_timeout,
                 allow_private_networks: self.allow_private_networks,
                 http_addr: server.as_ref().map(|s| s.local_addr),
                 server: tokio::sync::Mutex::new(server),
@@ -297,6 +307,7 @@ struct HostInner {
     router: Option<Arc<dyn Router>>,
     outgoing: Arc<dyn OutgoingHandler>,
     request_timeout: Duration,
+    idle_timeout: Duration,
     allow_private_networks: bool,
     http_addr: Option<SocketAddr>,
     server: tokio::sync::Mutex<Option<HttpServer>>,
@@ -756,6 +767,7 @@ impl Host {
                 workload_id,
                 outgoing: inner.outgoing.clone(),
                 default_timeout: inner.request_timeout,
+                idle_timeout: inner.idle_timeout,
                 live: inner.live.clone(),
                 slots: inner.slots.clone(),
                 allow_private: inner.allow_private_networks,

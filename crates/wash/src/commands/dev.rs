@@ -83,6 +83,21 @@ pub struct DevArgs {
     #[arg(long = "http-client-ca-path", value_name = "FILE")]
     pub http_client_ca_paths: Vec<PathBuf>,
 
+    /// Keep this many instances warm and reuse them across requests
+    /// (0: a fresh instance per request). Warm instances keep their memory
+    /// between requests.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub pool_size: u16,
+
+    /// With --pool-size: requests one instance serves before it is replaced
+    /// (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_invocations: u32,
+
+    /// With --pool-size: requests one P3 instance serves at once (0: 16).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_concurrency: u16,
+
     /// Serve once; do not watch for changes.
     #[arg(long)]
     pub no_watch: bool,
@@ -200,6 +215,7 @@ struct Dev {
     host: Host,
     format: OutputFormat,
     resources: LocalResources,
+    reuse: (i32, i32, i32),
     volumes: Vec<Volume>,
     deployments: u64,
     current: Option<Deployed>,
@@ -223,6 +239,9 @@ impl Dev {
                 name: name.clone(),
                 bytes: Some(bytes.clone().into()),
                 local_resources: self.resources.clone(),
+                pool_size: self.reuse.0,
+                max_invocations: self.reuse.1,
+                max_concurrency: self.reuse.2,
                 ..Default::default()
             }],
             volumes: self.volumes.clone(),
@@ -345,6 +364,11 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
             ..Default::default()
         },
         volumes: volumes(&dev_config),
+        reuse: (
+            i32::from(args.pool_size),
+            i32::try_from(args.max_invocations).unwrap_or(i32::MAX),
+            i32::from(args.max_concurrency),
+        ),
         deployments: 0,
         current: None,
     };
