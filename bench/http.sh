@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# Serves components/http-hello-world with `wash dev` and with `wasmtime serve`
-# in turn, loads each with the same wrk settings, and prints requests/s, p99
-# latency and the ratio (ours / wasmtime). Release builds; one run, one machine.
+# HTTP throughput and p99, wash against `wasmtime serve`, side by side in one
+# run on the same machine with the same wrk settings. Three pairings:
 #
-# Usage: bench/http.sh [duration=15s] [connections=32] [threads=1]
+#   p2-fresh  wash dev (fresh instance per request) vs wasmtime serve (P2)
+#   p3-warm   wash dev --pool-size (128 requests x 16 concurrent per instance,
+#             wasmtime's own P3 defaults) vs wasmtime serve -Sp3 (P3)
+#   p2-warm   wash dev --pool-size (P2 instances reused in turn) vs
+#             wasmtime serve (P2, which cannot reuse P2 instances)
+#
+# Release builds. Prints a table with the ratio (ours / wasmtime) per pairing.
+#
+# Usage: bench/http.sh [duration=15s] [connections=32] [threads=1] [pairings...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${1:-15s}
 CONNECTIONS=${2:-32}
 THREADS=${3:-1}
+shift $(( $# < 3 ? $# : 3 ))
+PAIRINGS=("$@")
+[ ${#PAIRINGS[@]} -gt 0 ] || PAIRINGS=(p2-fresh p3-warm p2-warm)
 WASMTIME_VERSION=48.0.8
 OURS_PORT=18701
 THEIRS_PORT=18702
-COMPONENT=components/target/wasm32-wasip2/release/http_hello_world.wasm
+P2=components/target/wasm32-wasip2/release/http_hello_world.wasm
+P3=components/target/wasm32-wasip2/release/http_hello_p3.wasm
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -28,13 +39,14 @@ if ! "$WASMTIME" --version 2>/dev/null | grep -q "$WASMTIME_VERSION"; then
     cargo install "wasmtime-cli@$WASMTIME_VERSION" --locked
 fi
 
-say "building wash (release) and the component"
+say "building wash (release) and the components"
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 cargo build --release -p wash
-cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml -p http-hello-world
+cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml \
+    -p http-hello-world -p http-hello-p3
 
 wait_ready() {
-    for _ in $(seq 1 200); do
+    for _ in $(seq 1 300); do
         curl -fs "http://127.0.0.1:$1/" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
@@ -52,11 +64,16 @@ load() {
             if (unit == "us") v = v / 1000; else if (unit == "s") v = v * 1000
             p99 = v
         }
-        END { printf "%s %.2f\n", rps, p99 }'
+        /Non-2xx/ { bad = $4 }
+        END { printf "%s %.2f %d\n", rps, p99, bad }'
 }
 
 run_server() { # name port command...
     local name=$1 port=$2; shift 2
+    if curl -s "http://127.0.0.1:$port/" >/dev/null 2>&1; then
+        echo "port $port is already taken; stop what listens there" >&2
+        return 1
+    fi
     "$@" >/dev/null 2>&1 &
     local pid=$!
     wait_ready "$port"
@@ -65,14 +82,40 @@ run_server() { # name port command...
     kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-ours=$(run_server "wash dev" $OURS_PORT \
-    target/release/wash dev --no-watch --address 127.0.0.1:$OURS_PORT "$COMPONENT")
-theirs=$(run_server "wasmtime serve" $THEIRS_PORT \
-    "$WASMTIME" serve -Scli --addr 127.0.0.1:$THEIRS_PORT "$COMPONENT")
+ours_dev() { # port component [flags...]
+    local port=$1 component=$2; shift 2
+    exec target/release/wash dev --no-watch --address "127.0.0.1:$port" "$@" "$component"
+}
 
-read -r ours_rps ours_p99 <<<"$ours"
-read -r theirs_rps theirs_p99 <<<"$theirs"
-printf '\n%-16s %12s %10s\n' "server" "req/s" "p99 (ms)"
-printf '%-16s %12s %10s\n' "wash dev" "$ours_rps" "$ours_p99"
-printf '%-16s %12s %10s\n' "wasmtime serve" "$theirs_rps" "$theirs_p99"
-awk -v a="$ours_rps" -v b="$theirs_rps" 'BEGIN { printf "\nratio (wash / wasmtime serve): %.2fx\n", a / b }'
+results=()
+for pairing in "${PAIRINGS[@]}"; do
+    case $pairing in
+        p2-fresh)
+            ours=$(run_server "wash dev (P2, fresh)" $OURS_PORT ours_dev $OURS_PORT "$P2")
+            theirs=$(run_server "wasmtime serve (P2)" $THEIRS_PORT \
+                "$WASMTIME" serve -Scli --addr 127.0.0.1:$THEIRS_PORT "$P2") ;;
+        p3-warm)
+            ours=$(run_server "wash dev (P3, warm)" $OURS_PORT ours_dev $OURS_PORT "$P3" \
+                --pool-size 4 --max-invocations 128 --max-concurrency 16)
+            theirs=$(run_server "wasmtime serve -Sp3" $THEIRS_PORT \
+                "$WASMTIME" serve -Scli,p3 --addr 127.0.0.1:$THEIRS_PORT "$P3") ;;
+        p2-warm)
+            ours=$(run_server "wash dev (P2, warm)" $OURS_PORT ours_dev $OURS_PORT "$P2" \
+                --pool-size "$CONNECTIONS")
+            theirs=$(run_server "wasmtime serve (P2)" $THEIRS_PORT \
+                "$WASMTIME" serve -Scli --addr 127.0.0.1:$THEIRS_PORT "$P2") ;;
+        *) echo "unknown pairing $pairing (p2-fresh, p3-warm, p2-warm)" >&2; exit 2 ;;
+    esac
+    results+=("$pairing $ours $theirs")
+done
+
+printf '\n%-9s %12s %9s %12s %9s %7s %s\n' \
+    pairing "wash req/s" "p99 ms" "wasmtime" "p99 ms" ratio "non-2xx (wash/wasmtime)"
+for row in "${results[@]}"; do
+    read -r name o_rps o_p99 o_bad t_rps t_p99 t_bad <<<"$row"
+    ratio=$(awk -v a="$o_rps" -v b="$t_rps" 'BEGIN { printf "%.2fx", a / b }')
+    printf '%-9s %12s %9s %12s %9s %7s %s/%s\n' \
+        "$name" "$o_rps" "$o_p99" "$t_rps" "$t_p99" "$ratio" "$o_bad" "$t_bad"
+done
+echo
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) cores, $(date -u +%Y-%m-%d)"

@@ -116,3 +116,33 @@ async fn corrupt_cache_entry_is_replaced_not_fatal() {
         CacheOutcome::Hit
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_of_the_same_bytes_share_one_loaded_component() {
+    let host = host_with(EngineBuilder::new()).await;
+    let bytes = fixture("http_hello_world");
+    for id in ["a", "b", "c"] {
+        host.workload_start(id, http_workload(id, bytes.clone(), &[]))
+            .await
+            .unwrap();
+    }
+    assert_eq!(host.engine().loaded_components(), 1);
+    host.workload_start("other", http_workload("other", fixture("http_slow"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(host.engine().loaded_components(), 2);
+
+    // Held while any workload runs it; let go when the last one stops.
+    host.workload_stop("a").await;
+    host.workload_stop("b").await;
+    assert_eq!(host.engine().loaded_components(), 2);
+    host.workload_stop("c").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while host.engine().loaded_components() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stopped component stays loaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -33,6 +33,9 @@ pub use workload::ResolveError;
 
 /// How often the engine's epoch ticks. Deadlines are checked at this grain.
 const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Bytes of each pooled memory and table reset in place when an instance
+/// ends (beyond this, pages are returned to the kernel).
+const KEEP_RESIDENT: usize = 1 << 20;
 /// Component instances alive at once, across all workloads, by default.
 const DEFAULT_MAX_INSTANCES: u32 = 1000;
 /// Core instances a component may hold on average (interpreters such as
@@ -207,7 +210,12 @@ impl EngineBuilder {
                 .total_memories(max.saturating_mul(MEMORIES_PER_COMPONENT))
                 .total_tables(max.saturating_mul(MEMORIES_PER_COMPONENT))
                 .total_stacks(max)
-                .total_gc_heaps(max);
+                .total_gc_heaps(max)
+                // Reset small memories and tables with memset instead of
+                // madvise: no page-table work or cross-core TLB shootdown
+                // each time an instance ends.
+                .linear_memory_keep_resident(KEEP_RESIDENT)
+                .table_keep_resident(KEEP_RESIDENT);
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
         config
@@ -252,6 +260,7 @@ impl EngineBuilder {
                 fuel: self.fuel,
                 pooling,
                 max_instances: self.max_instances,
+                loaded: Default::default(),
                 #[cfg(feature = "wasi-tls")]
                 tls_provider,
                 _ticker: ticker,
@@ -279,6 +288,10 @@ struct EngineInner {
     fuel: Option<u64>,
     pooling: bool,
     max_instances: u32,
+    /// Compiled components in use, by digest: a component started again
+    /// (another workload, a replica, a restart) shares the loaded code.
+    loaded:
+        std::sync::Mutex<std::collections::HashMap<String, (WasmComponent, std::sync::Weak<()>)>>,
     #[cfg(feature = "wasi-tls")]
     tls_provider: Arc<dyn crate::tls::wasi::TlsProvider>,
     // Last field: dropped after the engine handle it ticks.
@@ -298,6 +311,9 @@ impl std::fmt::Debug for Engine {
 #[derive(Clone)]
 pub struct CompiledComponent {
     pub(crate) component: WasmComponent,
+    /// Held while the component is in use: workloads of the same bytes
+    /// share one copy of the compiled code while any of them holds this.
+    pub(crate) shared: Arc<()>,
     /// `sha256:<hex>` of the component's bytes.
     pub digest: String,
     /// Whether compilation was skipped thanks to the cache.
@@ -361,24 +377,67 @@ impl Engine {
             }
         }
         let digest = format!("sha256:{digest_hex}");
-        let Some(cache) = &self.inner.cache else {
-            let component = self.compile_now(bytes, origin)?;
+        if let Some((component, shared)) = self.in_use(&digest) {
+            debug!(%origin, %digest, "sharing an already loaded component");
             return Ok(CompiledComponent {
                 component,
+                shared,
                 digest,
-                cache: CacheOutcome::Disabled,
+                cache: match self.inner.cache {
+                    Some(_) => CacheOutcome::Hit,
+                    None => CacheOutcome::Disabled,
+                },
             });
+        }
+        let compiled = self.compile_or_load(bytes, origin, &digest_hex)?;
+        let shared = Arc::new(());
+        let mut loaded = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded.retain(|_, (_, alive)| alive.strong_count() > 0);
+        loaded.insert(
+            digest.clone(),
+            (compiled.0.clone(), Arc::downgrade(&shared)),
+        );
+        Ok(CompiledComponent {
+            component: compiled.0,
+            shared,
+            digest,
+            cache: compiled.1,
+        })
+    }
+
+    /// Distinct compiled components held by running workloads (workloads of
+    /// the same bytes share one).
+    pub fn loaded_components(&self) -> usize {
+        let loaded = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded
+            .values()
+            .filter(|(_, alive)| alive.strong_count() > 0)
+            .count()
+    }
+
+    /// The loaded component of `digest`, if a running workload holds it.
+    fn in_use(&self, digest: &str) -> Option<(WasmComponent, Arc<()>)> {
+        let loaded = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let (component, alive) = loaded.get(digest)?;
+        Some((component.clone(), alive.upgrade()?))
+    }
+
+    /// Compiles, or loads from the on-disk cache.
+    fn compile_or_load(
+        &self,
+        bytes: &[u8],
+        origin: &str,
+        digest_hex: &str,
+    ) -> Result<(WasmComponent, CacheOutcome), EngineError> {
+        let Some(cache) = &self.inner.cache else {
+            return Ok((self.compile_now(bytes, origin)?, CacheOutcome::Disabled));
         };
 
-        let path = cache.artifact_path(&digest_hex);
+        let path = cache.artifact_path(digest_hex);
         if let Some(component) = self.load_cached(&path) {
             cache.record(CacheOutcome::Hit);
             debug!(%origin, path = %path.display(), "compile cache hit");
-            return Ok(CompiledComponent {
-                component,
-                digest,
-                cache: CacheOutcome::Hit,
-            });
+            return Ok((component, CacheOutcome::Hit));
         }
         let component = self.compile_now(bytes, origin)?;
         cache.record(CacheOutcome::Miss);
@@ -390,11 +449,7 @@ impl Engine {
             }
             Err(e) => warn!(%origin, "cannot serialize compiled component: {e}"),
         }
-        Ok(CompiledComponent {
-            component,
-            digest,
-            cache: CacheOutcome::Miss,
-        })
+        Ok((component, CacheOutcome::Miss))
     }
 
     fn compile_now(&self, bytes: &[u8], origin: &str) -> Result<WasmComponent, EngineError> {

@@ -196,6 +196,8 @@ pub(crate) struct ResolvedComponent {
     pub(crate) exports: Vec<String>,
     /// For plugins that call into the component.
     pub(crate) handle: ComponentHandle,
+    /// Keeps the compiled code shared with other workloads of the same bytes.
+    pub(crate) _shared: Arc<()>,
 }
 
 /// Which plugin provides which imports of one component (by plugin index).
@@ -369,6 +371,7 @@ impl ResolveContext<'_> {
             name,
             digest: compiled.digest,
             cache: compiled.cache,
+            _shared: compiled.shared,
             http,
             exports,
             handle,

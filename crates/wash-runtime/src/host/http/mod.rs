@@ -104,7 +104,10 @@ impl HttpServer {
         http.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(builder.header_read_timeout)
-            .keep_alive(true);
+            .keep_alive(true)
+            // Responses are small: one flattened write beats a writev of
+            // headers and body chunks.
+            .writev(false);
         http.http2().timer(TokioTimer::new());
         let context = Arc::new(ServeContext {
             ingress,
