@@ -35,7 +35,7 @@ pub use workload::ResolveError;
 const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Bytes of each pooled memory and table reset in place when an instance
 /// ends (beyond this, pages are returned to the kernel).
-const KEEP_RESIDENT: usize = 1 << 20;
+const KEEP_RESIDENT: usize = 128 << 10;
 /// Component instances alive at once, across all workloads, by default.
 const DEFAULT_MAX_INSTANCES: u32 = 1000;
 /// Core instances a component may hold on average (interpreters such as
