@@ -7,6 +7,20 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# One-shot builds gain nothing from incremental caches, which double the
+# size of target/.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+step "Disk space"
+target_dir="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target_dir"
+free_gib=$(df -Pk "$target_dir" | awk 'NR==2 { print int($4 / 1048576) }')
+echo "${free_gib} GiB free for ${target_dir}"
+if [ "$free_gib" -lt 8 ]; then
+    echo "error: the test build needs about 6 GiB free under ${target_dir}; free some space (for example \`cargo clean\` in other checkouts) and run again" >&2
+    exit 1
+fi
+
 step "Rust toolchain pieces"
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
