@@ -1,6 +1,8 @@
 //! Test fixture (WASI P3): `GET /<ms>` waits `ms` milliseconds, then answers
 //! `<served> <most in flight at once>` for this instance, so a test can see
 //! reuse and how many requests one instance handled concurrently.
+//! `GET /stream/<ms>` streams `first`, waits `ms` milliseconds, then
+//! streams `second`: a body that must not be held back.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,6 +20,9 @@ struct InstanceState;
 impl wasip3::exports::http::handler::Guest for InstanceState {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
         let path = request.get_path_with_query().unwrap_or_default();
+        if let Some(ms) = path.strip_prefix("/stream/") {
+            return Ok(stream_slowly(ms.parse().unwrap_or(0)));
+        }
         let ms: u64 = path.trim_matches('/').parse().unwrap_or(0);
         let now = IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1;
         MOST_IN_FLIGHT.fetch_max(now, Ordering::Relaxed);
@@ -36,4 +41,18 @@ impl wasip3::exports::http::handler::Guest for InstanceState {
         });
         Ok(response)
     }
+}
+
+/// A response whose body arrives in two parts, `ms` milliseconds apart.
+fn stream_slowly(ms: u64) -> Response {
+    let (mut body_tx, body_rx) = wit_stream::new();
+    let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+    let (response, _sent) = Response::new(Fields::new(), Some(body_rx), trailers_rx);
+    drop(trailers_tx);
+    wit_bindgen::spawn_local(async move {
+        body_tx.write_all(b"first\n".to_vec()).await;
+        wasip3::clocks::monotonic_clock::wait_for(ms * 1_000_000).await;
+        body_tx.write_all(b"second\n".to_vec()).await;
+    });
+    response
 }

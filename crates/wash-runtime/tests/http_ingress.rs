@@ -244,3 +244,81 @@ async fn replicas_under_one_host_share_requests() {
     let r2 = host.components("r2").unwrap()[0].instantiations;
     assert_eq!((r1, r2), (3, 3));
 }
+
+/// Sends `GET path` and returns the response with its body unread.
+async fn response_head(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> http::Response<hyper::body::Incoming> {
+    let request = http::Request::get(format!("http://{addr}{path}"))
+        .body(Empty::new())
+        .unwrap();
+    client.request(request).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_bodies_go_out_whole_with_a_content_length() {
+    let host = host(Arc::new(DynamicRouter::new()), TIMEOUT).await;
+    for (name, fixture_name) in [("p2", "http_hello_world"), ("p3", "http_hello_p3")] {
+        let host_name = format!("{name}.test");
+        host.workload_start(
+            name,
+            http_workload(name, fixture(fixture_name), &[("host", &host_name)]),
+        )
+        .await
+        .unwrap();
+        let request = http::Request::get(format!("http://{}/", host.http_addr().unwrap()))
+            .header(http::header::HOST, &host_name)
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = client().request(request).await.unwrap();
+        let length = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .cloned();
+        assert!(
+            !response
+                .headers()
+                .contains_key(http::header::TRANSFER_ENCODING),
+            "{name}: {:?}",
+            response.headers()
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            length.as_ref().map(|l| l.to_str().unwrap()),
+            Some(body.len().to_string().as_str()),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_body_streams_its_first_part_without_waiting_for_the_rest() {
+    let host = host(Arc::new(DevRouter::default()), TIMEOUT).await;
+    host.workload_start(
+        "stream",
+        http_workload("stream", fixture("http_instance_state_p3"), &[]),
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let response = response_head(&client(), host.http_addr().unwrap(), "/stream/1500").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        !response
+            .headers()
+            .contains_key(http::header::CONTENT_LENGTH)
+    );
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&first[..], b"first\n");
+    let first_after = started.elapsed();
+    assert!(
+        first_after < Duration::from_millis(1000),
+        "the first part took {first_after:?}"
+    );
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert_eq!(&rest[..], b"second\n");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+}

@@ -1,6 +1,7 @@
 //! HTTP ingress: a hyper server (HTTP/1.1 and HTTP/2) in front of the
 //! workloads, routing each request through a [`Router`].
 
+mod coalesce;
 pub mod router;
 mod service;
 

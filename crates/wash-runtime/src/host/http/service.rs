@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, TrapOrPanicError};
 
+use super::coalesce::coalesce;
 use super::router::{Router, strip_port};
 use crate::engine::failure::{FailureKind, GuestFailure};
 use crate::engine::instances::{InstanceEnd, InstanceWatch, instance_watch};
@@ -70,7 +71,7 @@ impl Ingress {
         let started = Instant::now();
         let (watcher, watch) = instance_watch();
         match http.handler.handle(watcher, request).await {
-            Ok(response) => response,
+            Ok(response) => coalesce(response).await,
             Err(error) => {
                 let instances = http.handler.state();
                 let timeout = instances.request_timeout();
