@@ -13,6 +13,12 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+// A request is parsed on one worker thread and freed on another; under load
+// glibc's per-arena locks then make threads sleep on each other (futex waits
+// on most requests). mimalloc frees across threads without that lock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Before anything can open a TLS connection: aws-lc-rs, never ring.
     wash_runtime::tls::init_crypto();
