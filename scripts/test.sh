@@ -86,3 +86,12 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "Tests"
 cargo test --workspace --all-features
+
+step "Crypto: no ring artifact was compiled"
+# Cargo.lock names ring (a weak optional dependency of rustls-webpki that
+# nothing enables, rust-lang/cargo#10801); this proves the build never made it.
+if ls "$target_dir"/debug/deps 2>/dev/null | grep -q '^libring-'; then
+    echo "ring was compiled into ${target_dir}/debug; something enables it" >&2
+    exit 1
+fi
+echo "ok: ring was never compiled"
