@@ -15,6 +15,7 @@
 mod bindings;
 pub mod blobstore;
 pub mod config;
+mod fs;
 pub mod keyvalue;
 pub mod logging;
 pub mod messaging;
@@ -218,6 +219,12 @@ pub trait HostPlugin: Send + Sync + 'static {
 
     /// The interfaces this plugin provides.
     fn world(&self) -> Vec<ProvidedInterface>;
+
+    /// Exports of components this plugin calls (e.g. a message handler),
+    /// as the host reports them to the control plane.
+    fn called_interfaces(&self) -> Vec<crate::types::WitInterface> {
+        Vec::new()
+    }
 
     /// Called once when the host starts.
     fn start(&self) -> PluginFuture<'_, ()> {

@@ -1,5 +1,6 @@
-//! NATS connections shared by the plugins that use NATS, and the name
-//! encodings that let any bucket or key through NATS's restricted alphabet.
+//! Connecting to NATS for the plugins that use it (each plugin keeps its
+//! own client per URL), and the name encodings that let any bucket or key
+//! through NATS's restricted alphabet.
 
 use std::time::Duration;
 

@@ -1,19 +1,14 @@
 //! The filesystem blobstore backend: a directory per container, a file per
 //! object (names escaped), written atomically.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 
+use crate::plugin::fs;
 use bytes::Bytes;
 use futures::FutureExt;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 use super::{BlobFuture, BlobstoreBackend, ObjectInfo};
-
-/// Letters, digits, `-` and `_` stay; everything else is escaped, so names
-/// cannot leave their directory.
-const ESCAPE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
 
 /// Containers as directories under a root.
 #[derive(Debug)]
@@ -24,21 +19,17 @@ pub struct FilesystemBlobstore {
 impl FilesystemBlobstore {
     /// Uses (and creates) `root`.
     pub fn new(root: impl Into<PathBuf>) -> std::io::Result<Self> {
-        let root = root.into();
-        std::fs::create_dir_all(&root).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot create {}: {e}", root.display()))
-        })?;
-        Ok(Self { root })
+        Ok(Self {
+            root: fs::create_root(root)?,
+        })
     }
 
     fn dir(&self, container: &str) -> PathBuf {
-        self.root
-            .join(utf8_percent_encode(container, ESCAPE).to_string())
+        fs::entry(&self.root, container)
     }
 
     fn file(&self, container: &str, name: &str) -> PathBuf {
-        self.dir(container)
-            .join(utf8_percent_encode(name, ESCAPE).to_string())
+        fs::entry(&self.dir(container), name)
     }
 
     async fn require(&self, container: &str) -> Result<PathBuf, String> {
@@ -109,15 +100,9 @@ impl BlobstoreBackend for FilesystemBlobstore {
         async move {
             let dir = self.require(container).await?;
             let path = self.file(container, name);
-            tokio::task::spawn_blocking(move || {
-                let mut file = tempfile::NamedTempFile::new_in(&dir)?;
-                file.write_all(&data)?;
-                file.as_file().sync_data()?;
-                file.persist(&path).map(drop).map_err(|e| e.error)
-            })
-            .await
-            .map_err(|e| io("write task failed", e))?
-            .map_err(|e| io("cannot write object", e))
+            fs::write_atomic(dir, path, data)
+                .await
+                .map_err(|e| io("cannot write object", e))
         }
         .boxed()
     }
@@ -164,22 +149,7 @@ impl BlobstoreBackend for FilesystemBlobstore {
     fn list<'a>(&'a self, container: &'a str) -> BlobFuture<'a, Vec<String>> {
         async move {
             let dir = self.require(container).await?;
-            let mut entries = tokio::fs::read_dir(dir)
-                .await
-                .map_err(|e| io("cannot list", e))?;
-            let mut names = Vec::new();
-            while let Some(entry) = entries
-                .next_entry()
-                .await
-                .map_err(|e| io("cannot list", e))?
-            {
-                let name = entry.file_name();
-                let Some(name) = name.to_str() else { continue };
-                if !name.starts_with('.') {
-                    names.push(percent_decode_str(name).decode_utf8_lossy().into_owned());
-                }
-            }
-            Ok(names)
+            fs::list_names(&dir).await.map_err(|e| io("cannot list", e))
         }
         .boxed()
     }

@@ -3,18 +3,11 @@
 //! leaves a torn value, and data survives restarts.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use futures::FutureExt;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-
 use super::{KeyValueBackend, KeyValueBucket, KvError, KvFuture, PAGE, add, parse_counter};
-
-/// Everything but letters, digits, `-` and `_` is escaped, so no key can
-/// name a path outside its bucket (no `/`, no `.` or `..`).
-const ESCAPE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
+use futures::FutureExt;
 
 /// Buckets stored under a root directory.
 #[derive(Debug)]
@@ -28,12 +21,8 @@ pub struct FilesystemKeyValue {
 impl FilesystemKeyValue {
     /// Uses (and creates) `root`.
     pub fn new(root: impl Into<PathBuf>) -> std::io::Result<Self> {
-        let root = root.into();
-        std::fs::create_dir_all(&root).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot create {}: {e}", root.display()))
-        })?;
         Ok(Self {
-            root,
+            root: crate::plugin::fs::create_root(root)?,
             locks: Mutex::default(),
         })
     }
@@ -55,9 +44,7 @@ impl KeyValueBackend for FilesystemKeyValue {
 
     fn open<'a>(&'a self, name: &'a str) -> KvFuture<'a, Arc<dyn KeyValueBucket>> {
         async move {
-            let dir = self
-                .root
-                .join(utf8_percent_encode(name, ESCAPE).to_string());
+            let dir = crate::plugin::fs::entry(&self.root, name);
             tokio::fs::create_dir_all(&dir)
                 .await
                 .map_err(|e| io_error("cannot create bucket directory", e))?;
@@ -76,7 +63,7 @@ impl KeyValueBackend for FilesystemKeyValue {
 
 impl FsBucket {
     fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(utf8_percent_encode(key, ESCAPE).to_string())
+        crate::plugin::fs::entry(&self.dir, key)
     }
 
     async fn read(path: &Path) -> Result<Option<Vec<u8>>, KvError> {
@@ -88,16 +75,9 @@ impl FsBucket {
     }
 
     async fn write(&self, path: PathBuf, value: Vec<u8>) -> Result<(), KvError> {
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut file = tempfile::NamedTempFile::new_in(&dir)?;
-            file.write_all(&value)?;
-            file.as_file().sync_data()?;
-            file.persist(&path).map(drop).map_err(|e| e.error)
-        })
-        .await
-        .map_err(|e| io_error("write task failed", e))?
-        .map_err(|e| io_error("cannot write value", e))
+        crate::plugin::fs::write_atomic(self.dir.clone(), path, value)
+            .await
+            .map_err(|e| io_error("cannot write value", e))
     }
 }
 
@@ -137,23 +117,9 @@ impl KeyValueBucket for FsBucket {
 
     fn list_keys(&self, cursor: Option<u64>) -> KvFuture<'_, (Vec<String>, Option<u64>)> {
         async move {
-            let mut entries = tokio::fs::read_dir(&self.dir)
+            let mut keys = crate::plugin::fs::list_names(&self.dir)
                 .await
                 .map_err(|e| io_error("cannot list bucket", e))?;
-            let mut keys = Vec::new();
-            while let Some(entry) = entries
-                .next_entry()
-                .await
-                .map_err(|e| io_error("cannot list bucket", e))?
-            {
-                let name = entry.file_name();
-                let Some(name) = name.to_str() else { continue };
-                // Temporary files of writes in progress start with `.`.
-                if name.starts_with('.') {
-                    continue;
-                }
-                keys.push(percent_decode_str(name).decode_utf8_lossy().into_owned());
-            }
             keys.sort();
             let start = cursor.unwrap_or(0) as usize;
             let total = keys.len();
