@@ -131,6 +131,16 @@ impl ProvidedInterfaces {
         provided
     }
 
+    /// Each package, as the control plane reports it (version line only).
+    pub(crate) fn wit_interfaces(&self) -> impl Iterator<Item = crate::types::WitInterface> + '_ {
+        self.packages.iter().map(|p| crate::types::WitInterface {
+            namespace: p.namespace.clone(),
+            package: p.package.clone(),
+            version: Some(p.version_line.clone()),
+            ..Default::default()
+        })
+    }
+
     pub(crate) fn add(&mut self, namespace: &str, package: &str, version: &str) {
         self.packages.push(ProvidedPackage {
             namespace: namespace.into(),

@@ -429,24 +429,7 @@ impl Host {
     /// Interfaces components can import on this host: WASI (P2, P3) and
     /// those of its plugins.
     pub fn provided_interfaces(&self) -> Vec<crate::types::WitInterface> {
-        let mut provided: Vec<crate::types::WitInterface> = [
-            ("io", "0.2"),
-            ("clocks", "0.2"),
-            ("random", "0.2"),
-            ("cli", "0.2"),
-            ("filesystem", "0.2"),
-            ("sockets", "0.2"),
-            ("http", "0.2"),
-            ("http", "0.3"),
-        ]
-        .iter()
-        .map(|(package, version)| crate::types::WitInterface {
-            namespace: "wasi".into(),
-            package: (*package).into(),
-            version: Some((*version).into()),
-            ..Default::default()
-        })
-        .collect();
+        let mut provided: Vec<_> = self.inner.provided.wit_interfaces().collect();
         for plugin in &self.inner.plugins {
             for world in plugin.world() {
                 provided.push(crate::types::WitInterface {
@@ -472,19 +455,8 @@ impl Host {
                 ..Default::default()
             });
         }
-        if self
-            .inner
-            .plugins
-            .iter()
-            .any(|p| p.id() == "wasmcloud-messaging")
-        {
-            called.push(crate::types::WitInterface {
-                namespace: "wasmcloud".into(),
-                package: "messaging".into(),
-                interfaces: vec!["handler".into()],
-                version: Some("0.2.0".into()),
-                ..Default::default()
-            });
+        for plugin in &self.inner.plugins {
+            called.extend(plugin.called_interfaces());
         }
         called
     }

@@ -149,6 +149,16 @@ impl HostPlugin for Messaging {
         )]
     }
 
+    fn called_interfaces(&self) -> Vec<crate::types::WitInterface> {
+        vec![crate::types::WitInterface {
+            namespace: "wasmcloud".into(),
+            package: "messaging".into(),
+            interfaces: vec!["handler".into()],
+            version: Some("0.2.0".into()),
+            ..Default::default()
+        }]
+    }
+
     fn on_workload_bind<'a>(&'a self, workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, ()> {
         Box::pin(async move {
             let mut backend = self.default.clone();
