@@ -102,6 +102,13 @@ impl ComponentInstances {
         request_timeout: Duration,
         reuse: Option<Reuse>,
     ) -> Self {
+        // P2 exports cannot be entered again while a call is running.
+        let reuse = reuse.map(|mut reuse| {
+            if matches!(pre, ProxyPre::P2(_)) {
+                reuse.max_concurrency = 1;
+            }
+            reuse
+        });
         Self {
             engine,
             pre,
@@ -141,26 +148,14 @@ impl HandlerState for ComponentInstances {
     async fn instantiate(
         &self,
     ) -> wasmtime::Result<Instance<StoreState, Expiration, InstanceState>> {
-        let slot = self
-            .template
-            .slot(self.request_timeout)
-            .await
-            .map_err(wasmtime::Error::new)?;
-        let mut store = self.template.new_store(&self.engine)?;
         // Start functions run under the same deadline as requests.
-        store
-            .data_mut()
-            .deadline
-            .set(Instant::now() + self.request_timeout);
+        let (mut store, slot) = self
+            .template
+            .new_store_with_slot(&self.engine, self.request_timeout)
+            .await?;
         let proxy = self.pre.instantiate_async(&mut store).await?;
         self.instantiations.fetch_add(1, Ordering::Relaxed);
-        // P2 exports cannot be entered again while a call is running.
-        let reuse = self.reuse.map(|mut reuse| {
-            if self.world() == HttpWorld::P2 {
-                reuse.max_concurrency = 1;
-            }
-            reuse
-        });
+        let reuse = self.reuse;
         Ok(Instance {
             store,
             proxy,

@@ -2,7 +2,7 @@
 //! compilation (or a cache load), linking and pre-instantiation, plus the
 //! per-instance store setup that makes requests cheap.
 
-mod cache;
+pub(crate) mod cache;
 mod epoch;
 pub(crate) mod failure;
 pub(crate) mod instances;

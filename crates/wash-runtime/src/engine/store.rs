@@ -148,14 +148,35 @@ impl Drop for LiveGuard {
 impl InstanceTemplate {
     /// Waits (up to `wait`) for an instance slot. Hold the permit until the
     /// instance's store is dropped: the pool slot is freed with the store.
-    pub(crate) async fn slot(
+    async fn slot(
         &self,
         wait: std::time::Duration,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, super::HostBusy> {
+        // A free slot is the common case: no timer for it.
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
         match tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(super::HostBusy),
         }
+    }
+
+    /// A store for one instance, once a slot is free (waiting at most
+    /// `timeout`), with its deadline `timeout` from now. Drop the permit
+    /// after the store.
+    pub(crate) async fn new_store_with_slot(
+        &self,
+        engine: &Engine,
+        timeout: std::time::Duration,
+    ) -> wasmtime::Result<(Store<StoreState>, tokio::sync::OwnedSemaphorePermit)> {
+        let slot = self.slot(timeout).await.map_err(wasmtime::Error::new)?;
+        let mut store = self.new_store(engine)?;
+        store
+            .data_mut()
+            .deadline
+            .set(std::time::Instant::now() + timeout);
+        Ok((store, slot))
     }
 
     /// A new store with limits, deadline checks and fuel in place.

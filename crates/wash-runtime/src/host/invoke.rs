@@ -2,7 +2,7 @@
 //! deliver messages or events to components).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
@@ -96,17 +96,11 @@ impl ComponentHandle {
     /// running, once the host has a free instance slot (waiting at most the
     /// component's deadline).
     pub async fn new_store(&self) -> wasmtime::Result<InstanceStore> {
-        let slot = self
+        let (store, slot) = self
             .inner
             .template
-            .slot(self.inner.timeout)
-            .await
-            .map_err(wasmtime::Error::new)?;
-        let mut store = self.inner.template.new_store(&self.inner.engine)?;
-        store
-            .data_mut()
-            .deadline
-            .set(Instant::now() + self.inner.timeout);
+            .new_store_with_slot(&self.inner.engine, self.inner.timeout)
+            .await?;
         Ok(InstanceStore { store, _slot: slot })
     }
 

@@ -5,13 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::engine::cache::sha256_hex;
 use bytes::Bytes;
 use futures::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::manifest::OciImageManifest;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
-use sha2::{Digest, Sha256};
 
 use crate::types::{Credentials, PullPolicy};
 
@@ -155,7 +155,7 @@ impl std::fmt::Debug for OciClient {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    format!("sha256:{}", sha256_hex(bytes))
 }
 
 impl OciClient {
@@ -249,7 +249,7 @@ impl OciClient {
         self.config
             .cache_dir
             .join("refs")
-            .join(hex::encode(Sha256::digest(reference.as_bytes())))
+            .join(sha256_hex(reference.as_bytes()))
     }
 
     /// A cached blob whose bytes still match its digest.

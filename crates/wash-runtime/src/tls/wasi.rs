@@ -70,13 +70,11 @@ impl RustlsTlsProviderBuilder {
 
     /// Reads the roots and builds the provider.
     pub fn build(self) -> Result<RustlsTlsProvider, TlsError> {
-        let roots = Arc::new(self.trust.root_store()?);
-        let mut config = if self.pins.is_empty() {
-            ClientConfig::builder_with_provider(provider())
-                .with_safe_default_protocol_versions()?
-                .with_root_certificates(roots)
-                .with_no_client_auth()
+        // wasi:tls offers no ALPN protocols.
+        let config = if self.pins.is_empty() {
+            self.trust.client_config(&[])?
         } else {
+            let roots = Arc::new(self.trust.root_store()?);
             let chain = WebPkiServerVerifier::builder_with_provider(roots, provider())
                 .build()
                 .map_err(|e| TlsError::Config(rustls::Error::General(e.to_string())))?;
@@ -89,7 +87,6 @@ impl RustlsTlsProviderBuilder {
                 }))
                 .with_no_client_auth()
         };
-        config.alpn_protocols.clear();
         Ok(RustlsTlsProvider {
             config: Arc::new(config),
             handshake_timeout: self.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),

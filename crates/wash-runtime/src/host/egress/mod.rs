@@ -76,12 +76,12 @@ impl AllowedHosts {
                 if p.parse::<std::net::IpAddr>().is_ok() {
                     return HostRule::Exact(p);
                 }
-                match p.rsplit_once(':') {
-                    Some((host, port)) if port.parse::<u16>().is_ok() => HostRule::HostPort(
-                        unbracket(host).to_string(),
-                        port.parse().unwrap_or_default(),
-                    ),
-                    _ => HostRule::Exact(unbracket(&p).to_string()),
+                match p
+                    .rsplit_once(':')
+                    .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+                {
+                    Some((host, port)) => HostRule::HostPort(unbracket(host).to_string(), port),
+                    None => HostRule::Exact(unbracket(&p).to_string()),
                 }
             })
             .collect();

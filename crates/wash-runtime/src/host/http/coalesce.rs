@@ -67,7 +67,6 @@ pub(crate) async fn coalesce(response: Response<WasiBody>) -> Response<WasiBody>
 struct Prefetched {
     frames: VecDeque<Frame<Bytes>>,
     bytes: usize,
-    trailers: bool,
     /// An error the body ended with, after its frames.
     error: Option<wasmtime_wasi_http::Error>,
     rest: Option<WasiBody>,
@@ -75,10 +74,11 @@ struct Prefetched {
 
 impl Prefetched {
     fn push(&mut self, frame: Frame<Bytes>) {
-        match frame.data_ref() {
-            Some(data) if data.is_empty() => return,
-            Some(data) => self.bytes += data.len(),
-            None => self.trailers |= frame.is_trailers(),
+        if let Some(data) = frame.data_ref() {
+            if data.is_empty() {
+                return;
+            }
+            self.bytes += data.len();
         }
         self.frames.push_back(frame);
     }
@@ -116,10 +116,9 @@ impl Body for Prefetched {
 
     fn size_hint(&self) -> SizeHint {
         match &self.rest {
-            // Fully read: hyper sends a content-length.
-            None if !self.trailers && self.error.is_none() => {
-                SizeHint::with_exact(self.bytes as u64)
-            }
+            // Fully read (trailers always leave a rest): hyper sends a
+            // content-length.
+            None if self.error.is_none() => SizeHint::with_exact(self.bytes as u64),
             None => SizeHint::new(),
             Some(rest) => {
                 let rest = rest.size_hint();
