@@ -17,7 +17,7 @@ mkdir -p "$target_dir"
 free_gib=$(df -Pk "$target_dir" | awk 'NR==2 { print int($4 / 1048576) }')
 echo "${free_gib} GiB free for ${target_dir}"
 if [ "$free_gib" -lt 8 ]; then
-    echo "error: the test build needs about 6 GiB free under ${target_dir}; free some space (for example \`cargo clean\` in other checkouts) and run again" >&2
+    echo "error: the test build needs 8 GiB free under ${target_dir}; free some space (for example \`cargo clean\` in other checkouts) and run again" >&2
     exit 1
 fi
 
@@ -69,7 +69,10 @@ cargo fmt --all --check --manifest-path components/Cargo.toml
 step "Crypto: ring must not be built (rustls runs on aws-lc-rs)"
 # cargo tree prints nothing (to stderr, "nothing to print") when no crate
 # depends on ring for any target, feature or edge kind.
-ring_users=$(cargo tree -i ring --workspace --all-features --target all -e normal,build,dev 2>/dev/null || true)
+if ! ring_users=$(cargo tree -i ring --workspace --all-features --target all -e normal,build,dev 2>/dev/null); then
+    echo "cargo tree failed; cannot tell whether ring is in the tree" >&2
+    exit 1
+fi
 if [ -n "$ring_users" ]; then
     echo "ring is back in the dependency tree:" >&2
     echo "$ring_users" >&2

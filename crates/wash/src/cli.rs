@@ -75,6 +75,14 @@ pub enum Command {
     Completion(crate::commands::completion::CompletionArgs),
 }
 
+/// Parses a `KEY=VALUE` flag value (the value may be empty or hold `=`).
+pub fn parse_key_value(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{raw}` is not KEY=VALUE")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;

@@ -18,6 +18,11 @@ pub fn compile_cache_dir() -> PathBuf {
     cache_dir().join("compiled")
 }
 
+/// Images pulled from OCI registries, by digest.
+pub fn oci_cache_dir() -> PathBuf {
+    cache_dir().join("oci")
+}
+
 /// wash's data directory: `$WASH_DATA_DIR`, else the platform data
 /// directory (XDG on Linux) + `wash`.
 pub fn data_dir() -> PathBuf {

@@ -203,7 +203,7 @@ fn info(output: OutputFormat, locations: &Locations) -> Result<()> {
         ("project config", Some(project)),
         ("cache", Some(paths::cache_dir())),
         ("compiled components", Some(paths::compile_cache_dir())),
-        ("pulled images", Some(paths::cache_dir().join("oci"))),
+        ("pulled images", Some(paths::oci_cache_dir())),
         ("data", Some(paths::data_dir())),
     ];
     #[derive(Serialize)]

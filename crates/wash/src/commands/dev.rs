@@ -70,7 +70,7 @@ pub struct DevArgs {
     pub memory_limit_mb: Option<u32>,
 
     /// Environment variable for the component, `KEY=VALUE` (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = crate::cli::parse_key_value)]
     pub env: Vec<(String, String)>,
 
     /// Hosts the component may reach over HTTP: `host`, `*.suffix` or
@@ -563,13 +563,6 @@ async fn plugins(dev: &DevConfig) -> Result<Vec<Arc<dyn HostPlugin>>> {
         Arc::new(Messaging::new(messaging)),
         Arc::new(Secrets::new()),
     ])
-}
-
-fn parse_key_value(raw: &str) -> Result<(String, String), String> {
-    match raw.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-        _ => Err(format!("`{raw}` is not KEY=VALUE")),
-    }
 }
 
 /// Swallows the burst of events an editor or compiler makes for one change.

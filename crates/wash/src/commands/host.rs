@@ -74,7 +74,7 @@ pub struct HostArgs {
     pub registry_pull_timeout: Duration,
 
     /// A label for heartbeats, `key=value` (repeatable).
-    #[arg(long = "label", value_parser = parse_label)]
+    #[arg(long = "label", value_parser = crate::cli::parse_key_value)]
     pub labels: Vec<(String, String)>,
 
     /// Time between heartbeats.
@@ -112,13 +112,6 @@ pub struct DataTls {
     /// Client key (PEM).
     #[arg(long = "data-nats-tls-key", requires = "data_cert")]
     pub data_key: Option<PathBuf>,
-}
-
-fn parse_label(raw: &str) -> Result<(String, String), String> {
-    match raw.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("`{raw}` is not key=value")),
-    }
 }
 
 /// Connects to NATS with optional TLS; errors name the URL.
@@ -200,6 +193,20 @@ struct Settled {
 const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";
 const DEFAULT_SCHEDULER_NATS_URL: &str = "nats://127.0.0.1:4222";
 
+/// The config's `host` section, its paths resolved against the project.
+fn host_config(locations: &Locations) -> Result<HostConfig> {
+    let loaded = crate::config::load(locations)?;
+    let oci_cache_dir = loaded
+        .config
+        .host
+        .oci_cache_dir
+        .as_deref()
+        .map(|dir| loaded.resolve(dir));
+    let mut host = loaded.config.host;
+    host.oci_cache_dir = oci_cache_dir;
+    Ok(host)
+}
+
 pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
     let locations = Locations::new(super::project_dir(global), global.user_config.clone());
     let Settled {
@@ -208,7 +215,7 @@ pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
         http_addr,
         labels,
         args,
-    } = with_config(args, crate::config::load(&locations)?.config.host)?;
+    } = with_config(args, host_config(&locations)?)?;
     let friendly_name = args
         .host_name
         .clone()
@@ -271,7 +278,7 @@ pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
         cache_dir: args
             .oci_cache_dir
             .clone()
-            .unwrap_or_else(|| paths::cache_dir().join("oci")),
+            .unwrap_or_else(paths::oci_cache_dir),
         insecure_registries: args.allow_insecure_registries.clone(),
         ca_files: Vec::new(),
         pull_timeout: args.registry_pull_timeout,
@@ -392,5 +399,20 @@ mod tests {
             ..Default::default()
         };
         assert!(with_config(args(&[]), tls).is_err());
+    }
+
+    #[test]
+    fn a_relative_oci_cache_dir_starts_at_the_project() {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::create_dir(project.path().join(".wash")).unwrap();
+        std::fs::write(
+            project.path().join(".wash/config.yaml"),
+            "host:\n  oci_cache_dir: cache/oci\n",
+        )
+        .unwrap();
+        let user = project.path().join("user.yaml");
+        std::fs::write(&user, "{}\n").unwrap();
+        let config = host_config(&Locations::new(project.path(), Some(user))).unwrap();
+        assert_eq!(config.oci_cache_dir, Some(project.path().join("cache/oci")));
     }
 }

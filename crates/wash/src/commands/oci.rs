@@ -107,7 +107,7 @@ pub async fn run(global: &GlobalArgs, args: OciArgs) -> Result<()> {
             if !bytes.starts_with(b"\0asm") {
                 anyhow::bail!("{}: not a WebAssembly component", file.display());
             }
-            let (oci, credentials) = client(&reference, &registry, paths::cache_dir().join("oci"))?;
+            let (oci, credentials) = client(&reference, &registry, paths::oci_cache_dir())?;
             let spinner = output::spinner(format!(
                 "Pushing {} ({:.1} MB) to {reference}",
                 file.display(),
