@@ -256,3 +256,41 @@ async fn duplicate_plugin_ids_are_refused() {
         Ok(_) => panic!("a second plugin with the same id was accepted"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_reports_what_it_links_and_what_it_calls() {
+    let host = plugin_host(vec![Arc::new(
+        wash_runtime::plugin::messaging::Messaging::in_memory(),
+    )])
+    .await;
+    let provided = host.provided_interfaces();
+    let has = |namespace: &str, package: &str, version: &str| {
+        provided.iter().any(|i| {
+            i.namespace == namespace
+                && i.package == package
+                && i.version.as_deref() == Some(version)
+        })
+    };
+    // WASI P2 and P3 as linked, and the plugin's own package.
+    for (package, version) in [
+        ("http", "0.2"),
+        ("http", "0.3"),
+        ("clocks", "0.3"),
+        ("io", "0.2"),
+    ] {
+        assert!(
+            has("wasi", package, version),
+            "wasi:{package}@{version} in {provided:?}"
+        );
+    }
+    #[cfg(feature = "wasi-tls")]
+    assert!(has("wasi", "tls", "0.3"), "{provided:?}");
+    assert!(has("wasmcloud", "messaging", "0.2.0"), "{provided:?}");
+    let called = host.called_interfaces();
+    assert!(
+        called
+            .iter()
+            .any(|i| i.package == "messaging" && i.interfaces == ["handler"]),
+        "{called:?}"
+    );
+}
