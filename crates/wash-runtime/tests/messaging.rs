@@ -51,7 +51,7 @@ async fn backend_suite(bus: Arc<dyn MessagingBackend>, name: &str) {
         })
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A subscription is in place when `subscribe` returns: publish at once.
     bus.publish(message("orders.new", "1")).await.unwrap();
     bus.publish(message("orders.eu.new", "2")).await.unwrap();
     assert_eq!(next(&mut star).await.body, "1", "{name}");
@@ -68,7 +68,6 @@ async fn backend_suite(bus: Arc<dyn MessagingBackend>, name: &str) {
         bus.subscribe(group()).await.unwrap(),
         bus.subscribe(group()).await.unwrap(),
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
     for i in 0..40 {
         bus.publish(message("jobs", &i.to_string())).await.unwrap();
     }
@@ -103,7 +102,6 @@ async fn backend_suite(bus: Arc<dyn MessagingBackend>, name: &str) {
             answering.publish(message(&reply_to, &body)).await.unwrap();
         }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let reply = bus
         .request(
             "rpc.upper".into(),
@@ -217,6 +215,39 @@ async fn echo_answers_requests_on_every_backend() {
         .expect("in time")
         .expect("a reply");
         assert_eq!(reply.payload, body);
+    }
+}
+
+/// A control plane starts a workload and sends to it at once: the start
+/// reports success only once the NATS server routes the workload's
+/// subjects, so not one of the first messages is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_workload_answers_its_very_first_message() {
+    let nats = Nats::start();
+    let url = nats.url();
+    let host = host_with_messaging(Arc::new(InMemoryMessaging::default())).await;
+    let client = async_nats::connect(&url).await.unwrap();
+    for i in 0..50 {
+        let id = format!("first-{i}");
+        let subjects = format!("first.{i}.>");
+        let config = [
+            ("backend", "nats"),
+            ("url", url.as_str()),
+            ("subscriptions", subjects.as_str()),
+        ];
+        host.workload_start(&id, echo_workload(&id, &config, &[]))
+            .await
+            .unwrap();
+        let body = format!("ping {i}");
+        let reply = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.request(format!("first.{i}.now"), body.clone().into()),
+        )
+        .await
+        .expect("in time")
+        .unwrap_or_else(|e| panic!("start {i}: the first request got no answer: {e}"));
+        assert_eq!(reply.payload, body);
+        host.workload_stop(&id).await;
     }
 }
 

@@ -4,8 +4,12 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
+
 /// How long a first connection may take before the start fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the server may take to confirm what a client sent.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects to `url`; the error names the address.
 pub(crate) async fn connect(url: &str) -> Result<async_nats::Client, String> {
@@ -14,6 +18,34 @@ pub(crate) async fn connect(url: &str) -> Result<async_nats::Client, String> {
         .connect(url)
         .await
         .map_err(|e| format!("cannot connect to NATS at {url}: {e}"))
+}
+
+/// Returns once the server has processed everything `client` sent before
+/// the call, subscriptions included, so a message published right after
+/// (by anyone) reaches them.
+///
+/// `Client::flush` only empties the client's write buffer: a `SUB` can still
+/// sit unread in the server's socket while another connection publishes.
+/// The server handles one connection's protocol lines in order, so a
+/// message to a fresh inbox coming back proves every earlier line was
+/// handled.
+pub(crate) async fn confirm(client: &async_nats::Client) -> Result<(), String> {
+    let inbox = client.new_inbox();
+    let mut probe = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| format!("NATS subscribe: {e}"))?;
+    client
+        .publish(inbox, bytes::Bytes::new())
+        .await
+        .map_err(|e| format!("NATS publish: {e}"))?;
+    match tokio::time::timeout(CONFIRM_TIMEOUT, probe.next()).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("the NATS connection closed before the server confirmed".into()),
+        Err(_) => Err(format!(
+            "the NATS server did not confirm the subscription within {CONFIRM_TIMEOUT:?}"
+        )),
+    }
 }
 
 /// Escapes everything outside `[A-Za-z0-9-]` as `_XX`, for bucket names

@@ -106,6 +106,13 @@ impl Washlet {
                     subject: subject.clone(),
                     reason: e.to_string(),
                 })?;
+        // Answer the first request sent after `start` returns, not miss it.
+        crate::plugin::nats::confirm(&nats)
+            .await
+            .map_err(|reason| WashletError::Subscribe {
+                subject: subject.clone(),
+                reason,
+            })?;
         let inner = Arc::new(Inner {
             host,
             nats,

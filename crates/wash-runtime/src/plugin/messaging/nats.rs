@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use super::{Acknowledge, Deliveries, Delivery, Message, MessagingBackend, Subscription};
-use crate::plugin::nats::connect;
+use crate::plugin::nats::{confirm, connect};
 
 /// How long JetStream waits for an ack before delivering again.
 const ACK_WAIT: Duration = Duration::from_secs(30);
@@ -58,6 +58,8 @@ impl NatsMessaging {
                 acknowledge: None,
             }));
         }
+        // The workload is reported started only once the server routes to it.
+        confirm(&self.client).await?;
         Ok(Box::pin(futures::stream::select_all(streams)))
     }
 
