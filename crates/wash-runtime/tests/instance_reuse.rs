@@ -214,3 +214,46 @@ async fn p3_instances_serve_concurrently_up_to_max_concurrency() {
     assert!(answers.iter().all(|a| *a == (1, 1)), "{answers:?}");
     assert_eq!(instantiations(&host, "narrow"), 4);
 }
+
+/// A guest that can serve only one request per instance (as componentize-js
+/// guests are): with a pool, the first reused instance fails its request,
+/// a fresh instance serves it instead, and reuse is switched off for the
+/// component with one warning. No client ever sees a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_serves_once_per_instance_gets_fresh_instances() {
+    common::logs::capture();
+    let host = reuse_host(Duration::from_secs(30)).await;
+    start(&host, "once", "http_one_shot", (16, 0, 0)).await;
+    let client = client();
+    let addr = host.http_addr().unwrap();
+    let warnings = || common::logs::lines_with(&["workload=once", "instance reuse is now off"]);
+    // Requests one after another on a keep-alive connection land on the
+    // warm instance as soon as it is idle again.
+    let mut sent = 0;
+    while warnings().is_empty() {
+        assert!(
+            sent < 500,
+            "no request was ever served by a reused instance"
+        );
+        let (status, body) = get(&client, addr, "once.test", "/").await;
+        assert_eq!((status, body.as_str()), (200, "served\n"), "request {sent}");
+        sent += 1;
+    }
+    // From now on every request gets a fresh instance, concurrently too.
+    let before = instantiations(&host, "once");
+    let requests = (0..40).map(|_| {
+        let client = client.clone();
+        async move { get(&client, addr, "once.test", "/").await }
+    });
+    for (status, body) in futures::future::join_all(requests).await {
+        assert_eq!((status, body.as_str()), (200, "served\n"));
+    }
+    assert_eq!(
+        instantiations(&host, "once") - before,
+        40,
+        "one instance each"
+    );
+    assert_eq!(warnings().len(), 1, "the switch is logged once");
+    let failures = common::logs::lines_with(&["workload=once", "request failed"]);
+    assert!(failures.is_empty(), "no request failed: {failures:?}");
+}

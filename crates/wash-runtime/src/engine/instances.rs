@@ -8,9 +8,15 @@
 //! warm: P2 instances serve requests one after another, P3 instances several
 //! at once; one that traps or misses a deadline is discarded, and idle ones
 //! beyond the pool, or idle longer than the idle timeout, are reclaimed.
+//!
+//! Any failed request retires its instance. Some guests can only ever serve
+//! one request per instance (componentize-js's StarlingMonkey answers the
+//! second request of an instance with no response at all): when a reused
+//! instance fails a request that a fresh instance then serves, reuse is
+//! switched off for that component (see [`ReuseHealth`]).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use std::{future::Future, pin::Pin, task::Context, task::Poll};
 
@@ -82,16 +88,49 @@ impl Reuse {
     }
 }
 
+/// How instance reuse fares for one component; shared by its instances.
+#[derive(Debug, Default)]
+pub(crate) struct ReuseHealth {
+    /// A reused instance failed a request that a fresh instance served:
+    /// the component gets a fresh instance per request from now on.
+    off: AtomicBool,
+    /// A reused instance has answered a request, so the component survives
+    /// reuse; requests are no longer kept around for a retry.
+    proven: AtomicBool,
+}
+
+impl ReuseHealth {
+    /// Whether reuse was switched off for the component.
+    pub(crate) fn is_off(&self) -> bool {
+        self.off.load(Ordering::Relaxed)
+    }
+
+    /// Whether a reused instance has ever answered.
+    pub(crate) fn is_proven(&self) -> bool {
+        self.proven.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn prove(&self) {
+        self.proven.store(true, Ordering::Relaxed);
+    }
+
+    /// Switches reuse off; true for the one call that did.
+    pub(crate) fn switch_off(&self) -> bool {
+        !self.off.swap(true, Ordering::Relaxed)
+    }
+}
+
 /// Creates and retires the instances of one HTTP component.
 pub(crate) struct ComponentInstances {
     engine: Engine,
-    pre: ProxyPre<StoreState>,
+    pre: Arc<ProxyPre<StoreState>>,
     template: Arc<InstanceTemplate>,
     request_timeout: Duration,
     reuse: Option<Reuse>,
+    health: Arc<ReuseHealth>,
     /// Warm instances idle right now (at most `pool_size`).
     idle_warm: Arc<AtomicUsize>,
-    instantiations: AtomicU64,
+    instantiations: Arc<AtomicU64>,
 }
 
 impl ComponentInstances {
@@ -111,17 +150,33 @@ impl ComponentInstances {
         });
         Self {
             engine,
-            pre,
+            pre: Arc::new(pre),
             template,
             request_timeout,
             reuse,
+            health: Arc::default(),
             idle_warm: Arc::default(),
-            instantiations: AtomicU64::new(0),
+            instantiations: Arc::default(),
+        }
+    }
+
+    /// The same component with a fresh instance per request, sharing the
+    /// counters: what a reusing component falls back to.
+    pub(crate) fn fresh(&self) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            pre: self.pre.clone(),
+            template: self.template.clone(),
+            request_timeout: self.request_timeout,
+            reuse: None,
+            health: self.health.clone(),
+            idle_warm: Arc::default(),
+            instantiations: self.instantiations.clone(),
         }
     }
 
     pub(crate) fn world(&self) -> HttpWorld {
-        match self.pre {
+        match *self.pre {
             ProxyPre::P2(_) => HttpWorld::P2,
             ProxyPre::P3(_) => HttpWorld::P3,
         }
@@ -137,6 +192,15 @@ impl ComponentInstances {
 
     pub(crate) fn labels(&self) -> &GuestLabels {
         &self.template.labels
+    }
+
+    /// Whether instances are reused (and may be retired one by one).
+    pub(crate) fn reuses(&self) -> bool {
+        self.reuse.is_some()
+    }
+
+    pub(crate) fn health(&self) -> &ReuseHealth {
+        &self.health
     }
 }
 
@@ -156,6 +220,7 @@ impl HandlerState for ComponentInstances {
         let proxy = self.pre.instantiate_async(&mut store).await?;
         self.instantiations.fetch_add(1, Ordering::Relaxed);
         let reuse = self.reuse;
+        let retirement = Arc::<Retirement>::default();
         Ok(Instance {
             store,
             proxy,
@@ -163,11 +228,15 @@ impl HandlerState for ComponentInstances {
             expiration: Expiration::new(
                 self.request_timeout + TEARDOWN_GRACE,
                 reuse.map(|r| (r, self.idle_warm.clone())),
+                retirement.clone(),
             ),
             state: InstanceState {
                 labels: self.template.labels.clone(),
                 request_timeout: self.request_timeout,
                 reuse,
+                health: self.health.clone(),
+                retirement,
+                accepted: AtomicUsize::new(0),
                 watchers: Mutex::new(Vec::new()),
                 slot: Mutex::new(Some(slot)),
             },
@@ -189,9 +258,60 @@ pub(crate) enum InstanceEnd {
 /// Receives the [`InstanceEnd`] of the instance serving a request.
 pub(crate) type InstanceWatch = oneshot::Receiver<InstanceEnd>;
 
-/// Creates the request data that carries an [`InstanceWatch`].
-pub(crate) fn instance_watch() -> (oneshot::Sender<InstanceEnd>, InstanceWatch) {
-    oneshot::channel()
+/// What a request hands the instance that accepts it.
+pub(crate) struct RequestData {
+    watcher: oneshot::Sender<InstanceEnd>,
+    /// Present for components that reuse instances.
+    placement: Option<Arc<Placement>>,
+}
+
+/// Request data and the [`InstanceWatch`] it reports to. With a
+/// `placement`, the request also learns which instance served it.
+pub(crate) fn instance_watch(placement: Option<Arc<Placement>>) -> (RequestData, InstanceWatch) {
+    let (watcher, watch) = oneshot::channel();
+    (RequestData { watcher, placement }, watch)
+}
+
+/// The warm instance a request landed on, told when it is accepted.
+#[derive(Debug, Default)]
+pub(crate) struct Placement(OnceLock<Seat>);
+
+#[derive(Debug)]
+struct Seat {
+    retirement: Arc<Retirement>,
+    /// Requests the instance had accepted before this one.
+    before: usize,
+}
+
+/// Whether an instance was taken out of service, and how to wake its
+/// worker so that an idle instance ends at once instead of waiting in the
+/// pool.
+#[derive(Debug, Default)]
+struct Retirement {
+    retired: AtomicBool,
+    worker: futures::task::AtomicWaker,
+}
+
+impl Retirement {
+    fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+}
+
+impl Placement {
+    /// Whether the instance had served requests before this one.
+    pub(crate) fn reused(&self) -> bool {
+        self.0.get().is_some_and(|seat| seat.before > 0)
+    }
+
+    /// Takes the instance out of service: it accepts no more requests and
+    /// ends once those in flight are done.
+    pub(crate) fn retire(&self) {
+        if let Some(seat) = self.0.get() {
+            seat.retirement.retired.store(true, Ordering::Release);
+            seat.retirement.worker.wake();
+        }
+    }
 }
 
 /// One instance: serves exactly one request, or with a [`Reuse`] policy
@@ -200,6 +320,11 @@ pub(crate) struct InstanceState {
     labels: Arc<GuestLabels>,
     request_timeout: Duration,
     reuse: Option<Reuse>,
+    health: Arc<ReuseHealth>,
+    /// Set when a request on this instance failed: it takes no more.
+    retirement: Arc<Retirement>,
+    /// Requests accepted so far.
+    accepted: AtomicUsize,
     /// Requests in flight on this instance, told how it ends. A request
     /// that finished drops its receiver, and its sender is pruned.
     watchers: Mutex<Vec<oneshot::Sender<InstanceEnd>>>,
@@ -209,7 +334,7 @@ pub(crate) struct InstanceState {
 
 impl WorkerState for InstanceState {
     type StoreData = StoreState;
-    type RequestData = oneshot::Sender<InstanceEnd>;
+    type RequestData = RequestData;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         let Some(reuse) = self.reuse else {
@@ -219,7 +344,8 @@ impl WorkerState for InstanceState {
                 ShouldAccept::Yes
             };
         };
-        if reuse.max_invocations.is_some_and(|max| total >= max) {
+        let spent = self.retirement.is_retired() || self.health.is_off();
+        if (spent && total >= 1) || reuse.max_invocations.is_some_and(|max| total >= max) {
             ShouldAccept::Never
         } else if concurrent >= reuse.max_concurrency {
             ShouldAccept::No
@@ -231,9 +357,17 @@ impl WorkerState for InstanceState {
     fn on_request_start(
         &self,
         mut store: StoreContextMut<'_, StoreState>,
-        watcher: oneshot::Sender<InstanceEnd>,
+        data: RequestData,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        let RequestData { watcher, placement } = data;
+        let before = self.accepted.fetch_add(1, Ordering::Relaxed);
+        if let Some(placement) = placement {
+            let _ = placement.0.set(Seat {
+                retirement: self.retirement.clone(),
+                before,
+            });
+        }
         let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
         // Requests that got their response no longer listen.
         watchers.retain(|w| !w.is_canceled());
@@ -301,15 +435,21 @@ pub(crate) struct Expiration {
     warm: Option<(Reuse, Arc<AtomicUsize>)>,
     /// Whether this instance holds one of the pool's idle places.
     pooled: bool,
+    retirement: Arc<Retirement>,
 }
 
 impl Expiration {
-    fn new(limit: Duration, warm: Option<(Reuse, Arc<AtomicUsize>)>) -> Self {
+    fn new(
+        limit: Duration,
+        warm: Option<(Reuse, Arc<AtomicUsize>)>,
+        retirement: Arc<Retirement>,
+    ) -> Self {
         Self {
             limit,
             sleep: Box::pin(tokio::time::sleep(Duration::from_secs(86_400 * 365))),
             warm,
             pooled: false,
+            retirement,
         }
     }
 
@@ -350,6 +490,14 @@ impl WorkerExpiration for Expiration {
         since: Instant,
     ) -> Poll<()> {
         let this = self.get_mut();
+        if status == WorkerStatus::Idle {
+            // A retired instance ends as soon as it is idle.
+            this.retirement.worker.register(cx.waker());
+            if this.retirement.is_retired() {
+                this.leave_pool();
+                return Poll::Ready(());
+            }
+        }
         let limit = match status {
             // Idle: kept only while it has a place in the pool; a fresh
             // instance never has one.
@@ -398,7 +546,13 @@ mod tests {
         let reuse = Reuse::from_component(2, 0, 0, Duration::from_secs(1)).unwrap();
         let idle = Arc::new(AtomicUsize::new(0));
         let mut instances: Vec<_> = (0..3)
-            .map(|_| Expiration::new(Duration::from_secs(1), Some((reuse, idle.clone()))))
+            .map(|_| {
+                Expiration::new(
+                    Duration::from_secs(1),
+                    Some((reuse, idle.clone())),
+                    Arc::default(),
+                )
+            })
             .collect();
         let entered: Vec<bool> = instances.iter_mut().map(|e| e.enter_pool()).collect();
         assert_eq!(entered, [true, true, false]);

@@ -217,6 +217,9 @@ pub(crate) type PluginImports = Vec<(usize, Vec<String>)>;
 pub(crate) struct HttpComponent {
     pub(crate) world: HttpWorld,
     pub(crate) handler: ProxyHandler<ComponentInstances>,
+    /// For a component that reuses instances: the same component with a
+    /// fresh instance per request, for retries and for when reuse is off.
+    pub(crate) fresh: Option<ProxyHandler<ComponentInstances>>,
 }
 
 /// How errors name a component.
@@ -370,9 +373,13 @@ impl ResolveContext<'_> {
                     timeout,
                     reuse,
                 );
+                let fresh = instances
+                    .reuses()
+                    .then(|| ProxyHandler::new(instances.fresh()));
                 Some(HttpComponent {
                     world: instances.world(),
                     handler: ProxyHandler::new(instances),
+                    fresh,
                 })
             }
             None => None,

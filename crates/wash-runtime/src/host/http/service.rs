@@ -6,18 +6,25 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body, Incoming};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, TrapOrPanicError};
 
 use super::coalesce::coalesce;
 use super::router::{Router, strip_port};
 use crate::engine::failure::{FailureKind, GuestFailure};
-use crate::engine::instances::{InstanceEnd, InstanceWatch, instance_watch};
+use crate::engine::instances::{
+    ComponentInstances, InstanceEnd, InstanceWatch, Placement, RequestData, instance_watch,
+};
+use crate::engine::workload::HttpComponent;
 use crate::host::Registry;
 
-/// How long a failed request waits to learn how its instance ended.
+/// How long a failed request waits to learn how its instance ended. The
+/// instance reports its end as soon as its store is dropped, which follows
+/// the failure at once, so this is a bound for a worker that is slow to get
+/// there (a busy machine), not a pause: no failure waits for it in the
+/// normal course.
 const INSTANCE_END_WAIT: Duration = Duration::from_secs(1);
 
 /// Per-server request entry point.
@@ -66,28 +73,108 @@ impl Ingress {
                 .headers_mut()
                 .insert(header::HOST, local_authority.clone());
         }
-        let request =
-            request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
-        let started = Instant::now();
-        let (watcher, watch) = instance_watch();
-        match http.handler.handle(watcher, request).await {
-            Ok(response) => coalesce(response).await,
-            Err(error) => {
-                let instances = http.handler.state();
-                let timeout = instances.request_timeout();
-                let failure = classify(error, watch, started.elapsed(), timeout).await;
+        serve(http, request).await
+    }
+}
+
+/// Runs a request on the component, and turns a failure into a response.
+async fn serve(http: &HttpComponent, request: Request<Incoming>) -> Response<WasiBody> {
+    let instances = http.handler.state();
+    let (handler, placement, retry) = match &http.fresh {
+        None => (&http.handler, None, None),
+        Some(fresh) if instances.health().is_off() => (fresh, None, None),
+        Some(_) => {
+            // Until a reused instance has answered once, keep the head of
+            // a bodiless request: should its reused instance fail it, a
+            // fresh instance gets it again.
+            let retry = (!instances.health().is_proven() && request.body().is_end_stream())
+                .then(|| request_head(&request));
+            (&http.handler, Some(Arc::new(Placement::default())), retry)
+        }
+    };
+    let request = request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+    let started = Instant::now();
+    let (data, watch) = instance_watch(placement.clone());
+    let error = match handler.handle(data, request).await {
+        Ok(response) => {
+            if placement.as_ref().is_some_and(|p| p.reused()) {
+                instances.health().prove();
+            }
+            return coalesce(response).await;
+        }
+        Err(error) => error,
+    };
+    // Never hand out an instance that failed a request again; an idle one
+    // ends now, which also tells `classify` how it ended.
+    if let Some(placement) = &placement {
+        placement.retire();
+    }
+    let failure = classify(error, watch, started.elapsed(), instances.request_timeout()).await;
+    if let Some(placement) = &placement
+        && placement.reused()
+        && let (Some(head), Some(fresh)) = (retry, &http.fresh)
+    {
+        return retry_fresh(fresh, head, failure).await;
+    }
+    failed(instances, failure)
+}
+
+/// Serves a request that failed on a reused instance on a fresh one. If
+/// that works, the component cannot take reuse: it is switched off.
+async fn retry_fresh(
+    fresh: &wasmtime_wasi_http::handler::ProxyHandler<ComponentInstances>,
+    head: http::request::Parts,
+    first: Failure,
+) -> Response<WasiBody> {
+    let instances = fresh.state();
+    let body = Empty::new().map_err(|never| match never {}).boxed_unsync();
+    let started = Instant::now();
+    let (data, watch) = instance_watch(None);
+    match fresh.handle(data, Request::from_parts(head, body)).await {
+        Ok(response) => {
+            if instances.health().switch_off() {
                 let labels = instances.labels();
                 tracing::warn!(
                     workload = %labels.workload_id,
                     component = %labels.component,
-                    status = failure.status.as_u16(),
-                    "request failed: {}",
-                    failure.log
+                    "a reused instance failed a request ({}) that a fresh instance then served: \
+                     this component cannot serve more than one request per instance, so instance \
+                     reuse is now off for it (a fresh instance per request, which is always \
+                     correct). To silence this, set its poolSize to 0 (wash dev: drop --pool-size)",
+                    first.log
                 );
-                plain(failure.status, failure.body)
             }
+            coalesce(response).await
+        }
+        Err(error) => {
+            let failure =
+                classify(error, watch, started.elapsed(), instances.request_timeout()).await;
+            failed(instances, failure)
         }
     }
+}
+
+/// Logs a failed request once and answers it.
+fn failed(instances: &ComponentInstances, failure: Failure) -> Response<WasiBody> {
+    let labels = instances.labels();
+    tracing::warn!(
+        workload = %labels.workload_id,
+        component = %labels.component,
+        status = failure.status.as_u16(),
+        "request failed: {}",
+        failure.log
+    );
+    plain(failure.status, failure.body)
+}
+
+/// A copy of a request's head, to send it again.
+fn request_head<B>(request: &Request<B>) -> http::request::Parts {
+    let mut head = Request::new(());
+    *head.method_mut() = request.method().clone();
+    *head.uri_mut() = request.uri().clone();
+    *head.version_mut() = request.version();
+    *head.headers_mut() = request.headers().clone();
+    head.into_parts().0
 }
 
 /// The host a request was sent to, without port: the URI authority (HTTP/2
@@ -120,9 +207,7 @@ async fn classify(
     if error.is::<ExpirationError>() {
         return answer(&GuestFailure::deadline(), timeout);
     }
-    if let Some(instantiation) =
-        error.downcast_ref::<InstantiationError<futures::channel::oneshot::Sender<InstanceEnd>>>()
-    {
+    if let Some(instantiation) = error.downcast_ref::<InstantiationError<RequestData>>() {
         let exhausted = instantiation.error.chain().any(|e| {
             e.is::<wasmtime::PoolConcurrencyLimitError>() || e.is::<crate::engine::HostBusy>()
         });
@@ -141,8 +226,11 @@ async fn classify(
             log: format!("cannot instantiate: {detail}"),
         };
     }
-    // The call's own error may only say that no response came; the instance
-    // knows whether it trapped or hit a limit.
+    // The call's own error may only say that no response came (a P2 guest
+    // that trapped looks like one that returned without responding); the
+    // instance knows whether it trapped or hit a limit, and reports it as
+    // it ends. Every instance that failed a request ends right away: a
+    // fresh one after its only request, a warm one because it was retired.
     let failure = match GuestFailure::recognize(&error) {
         Some(failure) => failure,
         None => match tokio::time::timeout(INSTANCE_END_WAIT, watch).await {
