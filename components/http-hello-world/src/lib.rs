@@ -2,12 +2,16 @@
 
 use wstd::http::{Body, Request, Response, StatusCode};
 
+const TEXT: &str = "text/plain; charset=utf-8";
+
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Error> {
-    match request.uri().path() {
-        "/" => Ok(Response::new("Hello from wash!\n".into())),
-        path => Ok(Response::builder()
-            .status(StatusCode::NOT_FOUND)
-            .body(format!("no route for {path}\n").into())?),
-    }
+    let (status, body) = match request.uri().path() {
+        "/" => (StatusCode::OK, "Hello from wash!\n".to_string()),
+        path => (StatusCode::NOT_FOUND, format!("no route for {path}\n")),
+    };
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", TEXT)
+        .body(body.into())?)
 }

@@ -83,6 +83,25 @@ pub fn parse_key_value(raw: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A listening address given as `HOST:PORT`, where the host may be a name
+/// (`localhost:8000`) as well as an address; `what` names the flag or key.
+pub fn socket_addr(value: &str, what: &str) -> anyhow::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let resolved = value.to_socket_addrs().map_err(|e| {
+        anyhow::anyhow!(
+            "{what} `{value}` is not a socket address: expected HOST:PORT, such as \
+             127.0.0.1:8000 or localhost:8000 ({e})"
+        )
+    })?;
+    let mut resolved: Vec<_> = resolved.collect();
+    // `localhost` may resolve to ::1 first; prefer IPv4 like most clients.
+    resolved.sort_by_key(|addr| addr.is_ipv6());
+    resolved
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{what} `{value}` resolves to no address"))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -90,5 +109,20 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn socket_addresses_take_names_and_say_what_is_expected() {
+        let addr = super::socket_addr("localhost:8001", "--address").unwrap();
+        assert_eq!(addr, "127.0.0.1:8001".parse().unwrap());
+        assert_eq!(
+            super::socket_addr("[::1]:80", "--address").unwrap(),
+            "[::1]:80".parse().unwrap()
+        );
+        let error = super::socket_addr("localhost", "--address")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--address `localhost`"), "{error}");
+        assert!(error.contains("HOST:PORT"), "{error}");
     }
 }

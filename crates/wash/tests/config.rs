@@ -54,6 +54,7 @@ async fn init_writes_each_format_and_what_it_writes_reads_back() {
             .join(format!("config.{format}"));
         let written = parse(&file);
         assert_eq!(written["dev"]["address"], "127.0.0.1:8000", "{format}");
+        assert_eq!(written["version"], 1, "{format}: the version is a number");
 
         // wash reads back exactly what it wrote.
         let shown = wash_in(
@@ -359,6 +360,64 @@ dev:
     )
     .await;
     assert!(valid.success, "{}", valid.stderr);
+}
+
+/// Type errors, unknown keys and semantic problems of one file, all in one
+/// run, each with its file and key.
+#[tokio::test]
+async fn validate_reports_type_errors_unknown_keys_and_checks_in_one_run() {
+    let project = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(project.path().join(".wash")).unwrap();
+    std::fs::write(
+        project.path().join(".wash/config.yaml"),
+        "version: 2\n\
+         build:\n  command: make\n\
+         dev:\n  address: 12345\n  adress: 127.0.0.1:1\n  data_nats_url: redis://127.0.0.1:6379\n\
+         workload:\n  allowedHosts: api.example.com\n  enviroment: {}\n",
+    )
+    .unwrap();
+    let report = wash_in(project.path(), home.path(), &["config", "validate"]).await;
+    assert_clean_error(&report);
+    let file = project
+        .path()
+        .canonicalize()
+        .unwrap()
+        .join(".wash/config.yaml");
+    let expected = [
+        (
+            "dev.address",
+            "invalid type: integer `12345`, expected a string",
+        ),
+        (
+            "workload.allowedHosts",
+            "invalid type: string \"api.example.com\"",
+        ),
+        ("version", "version `2` is not supported"),
+        ("build.component_path", "`build.command` is set"),
+        ("dev.data_nats_url", "expected nats://"),
+    ];
+    for (key, message) in expected {
+        let line = format!("{}: `{key}`: ", file.display());
+        let found = report
+            .stderr
+            .lines()
+            .any(|l| l.contains(&line) && l.contains(message));
+        assert!(found, "no `{line}...{message}` in\n{}", report.stderr);
+    }
+    assert!(report.stderr.contains("5 problems"), "{}", report.stderr);
+    for (unknown, meant) in [
+        ("dev.adress", "dev.address"),
+        ("workload.enviroment", "workload.environment"),
+    ] {
+        let warning = format!("unknown key `{unknown}` in {}", file.display());
+        let hint = format!("did you mean `{meant}`?");
+        let found = report
+            .stderr
+            .lines()
+            .any(|l| l.contains(&warning) && l.contains(&hint));
+        assert!(found, "no `{warning}` with `{hint}` in\n{}", report.stderr);
+    }
 }
 
 #[tokio::test]

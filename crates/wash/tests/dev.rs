@@ -84,7 +84,8 @@ async fn dev_serves_a_prebuilt_component_and_reloads_it_when_replaced() {
     let app = dir.path().join("app.wasm");
     std::fs::copy(fixture("http_hello_world"), &app).unwrap();
     let mut command = wash();
-    command.args(["dev", "--address", "127.0.0.1:0"]).arg(&app);
+    // Host names work on the command line as in config.
+    command.args(["dev", "--address", "localhost:0"]).arg(&app);
     let dev = Running::spawn(command);
     let url = url_in(&dev.wait_for("Serving app at", REBUILD).await);
     assert_eq!(get(&url).await, (200, "Hello from wash!\n".into()));
@@ -344,4 +345,55 @@ async fn dev_provides_plugins_with_backends_from_config() {
         assert!(said.contains("Key-value: filesystem at"), "{said}");
         assert!(dev.terminate().await);
     }
+}
+
+/// The listener opens before the first compile is done (a Python component
+/// on a cold cache takes seconds): a request sent as soon as the port
+/// accepts waits for the component instead of getting a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_during_the_first_compile_waits_for_it() {
+    let python = common::repo().join("components/target/python/python_hello.wasm");
+    assert!(
+        python.is_file(),
+        "{} is missing: run components/python-hello/build.sh (./scripts/test.sh does)",
+        python.display()
+    );
+    let cold_cache = tempfile::tempdir().unwrap();
+    let port = test_support::servers::free_port();
+    let mut command = wash();
+    command
+        .env("WASH_CACHE_DIR", cold_cache.path())
+        .args(["dev", "--address", &format!("127.0.0.1:{port}")])
+        .args(["--request-timeout", "120s"])
+        .arg(&python);
+    let dev = Running::spawn(command);
+    let deadline = std::time::Instant::now() + FIRST_BUILD;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "wash dev never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let served_before = dev
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("Serving"));
+    let url = format!("http://127.0.0.1:{port}/");
+    let (mut status, mut body) = get(&url).await;
+    // A machine so busy that the compile outlasts the deadline answers 503,
+    // saying it is starting; never 404.
+    while status == 503 && body.contains("is starting") {
+        dev.wait_for("Serving", FIRST_BUILD).await;
+        (status, body) = get(&url).await;
+    }
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("Hello from Python"), "{body}");
+    assert!(
+        !served_before,
+        "the port opened only after the compile; this test no longer covers the start"
+    );
+    assert!(dev.terminate().await);
 }

@@ -129,6 +129,8 @@ pub struct HostStats {
     pub components: usize,
     /// Component instances (stores) alive right now.
     pub live_instances: usize,
+    /// Requests held until the workload that will serve them has started.
+    pub held_requests: usize,
 }
 
 /// Builds a [`Host`].
@@ -245,6 +247,7 @@ impl HostBuilder {
                     let ingress = Ingress {
                         router: router.clone(),
                         registry: registry.clone(),
+                        start_wait: self.request_timeout,
                     };
                     Some(HttpServer::start(http, ingress).await.map_err(|source| {
                         HostError::Bind {
@@ -321,6 +324,36 @@ struct HostInner {
 #[derive(Default)]
 pub(crate) struct Registry {
     slots: RwLock<HashMap<String, Slot>>,
+    /// Woken on every change, for requests waiting on a starting workload.
+    changed: tokio::sync::Notify,
+    /// Requests waiting on a starting workload right now.
+    pub(crate) held: AtomicUsize,
+}
+
+/// Write access to the slots; waiters are woken when it ends.
+struct SlotsMut<'a> {
+    slots: std::sync::RwLockWriteGuard<'a, HashMap<String, Slot>>,
+    changed: &'a tokio::sync::Notify,
+}
+
+impl std::ops::Deref for SlotsMut<'_> {
+    type Target = HashMap<String, Slot>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.slots
+    }
+}
+
+impl std::ops::DerefMut for SlotsMut<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.slots
+    }
+}
+
+impl Drop for SlotsMut<'_> {
+    fn drop(&mut self) {
+        self.changed.notify_waiters();
+    }
 }
 
 enum Slot {
@@ -353,8 +386,27 @@ impl Registry {
         self.slots.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Slot>> {
-        self.slots.write().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> SlotsMut<'_> {
+        SlotsMut {
+            slots: self.slots.write().unwrap_or_else(|e| e.into_inner()),
+            changed: &self.changed,
+        }
+    }
+
+    /// A future that resolves at the next change of any workload's state.
+    /// Enable it (`Notified::enable`) before looking, so no change between
+    /// the look and the wait is missed.
+    pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// The name of a workload that is starting and for which `wanted`
+    /// holds, if any.
+    pub(crate) fn starting(&self, wanted: impl Fn(&Workload) -> bool) -> Option<String> {
+        self.read().values().find_map(|slot| match slot {
+            Slot::Starting { spec, .. } if wanted(spec) => Some(spec.name.clone()),
+            _ => None,
+        })
     }
 
     /// The running workload with this id.
@@ -423,6 +475,7 @@ impl Host {
                 })
                 .sum(),
             live_instances: self.inner.live.load(Ordering::Relaxed),
+            held_requests: self.inner.registry.held.load(Ordering::Relaxed),
         }
     }
 

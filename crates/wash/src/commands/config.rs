@@ -242,13 +242,9 @@ fn info(output: OutputFormat, locations: &Locations) -> Result<()> {
 }
 
 fn validate_config(output: OutputFormat, locations: &Locations) -> Result<()> {
-    let (files, warnings, problems) = match config::load_all(locations) {
-        Ok(loaded) => {
-            let problems = validate::validate(&loaded);
-            (loaded.files.clone(), loaded.warnings, problems)
-        }
-        Err(problems) => (Vec::new(), Vec::new(), problems),
-    };
+    let loaded = config::load_all(locations);
+    let problems = validate::validate(&loaded);
+    let (files, warnings) = (loaded.files, loaded.warnings);
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }

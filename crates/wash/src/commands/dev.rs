@@ -5,7 +5,6 @@
 //! at it, then stops the old one: requests in flight finish on the version
 //! they started on. A failed build or start keeps the last good version.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,9 +56,10 @@ pub struct DevArgs {
     /// Defaults to the project in `-C` or the current directory.
     pub target: Option<PathBuf>,
 
-    /// Address to serve HTTP on.
+    /// Address to serve HTTP on, `HOST:PORT` (`127.0.0.1:8000`,
+    /// `localhost:8000`).
     #[arg(long, value_name = "ADDR")]
-    pub address: Option<SocketAddr>,
+    pub address: Option<String>,
 
     /// Request deadline, e.g. `30s` or `500ms`.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -285,25 +285,22 @@ fn component_name(artifact: &Path) -> String {
 }
 
 pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
+    let shutdown = super::shutdown_signal()?;
+    tokio::pin!(shutdown);
     let source = Source::from_args(global, &args)?;
     let (config, root) = source.config(global)?;
     let dev_config = resolve_paths(config.dev, &root);
     refuse_unsupported(&dev_config)?;
-    let address = match args.address {
-        Some(address) => address,
-        None => {
-            let wanted = dev_config.address.as_deref().unwrap_or(DEFAULT_ADDRESS);
-            tokio::net::lookup_host(wanted)
-                .await
-                .ok()
-                .and_then(|mut found| found.next())
-                .with_context(|| {
-                    format!("`dev.address` `{wanted}` is not a socket address (HOST:PORT)")
-                })?
-        }
+    let address = match (&args.address, &dev_config.address) {
+        (Some(flag), _) => crate::cli::socket_addr(flag, "--address")?,
+        (None, Some(configured)) => crate::cli::socket_addr(configured, "`dev.address`")?,
+        (None, None) => crate::cli::socket_addr(DEFAULT_ADDRESS, "the default address")?,
     };
     let workload_config = config.workload;
-    let artifact = source.artifact().await?;
+    let artifact = tokio::select! {
+        artifact = source.artifact() => artifact?,
+        _ = &mut shutdown => return Ok(()),
+    };
 
     let engine = EngineBuilder::new()
         .with_compile_cache(paths::compile_cache_dir())
@@ -372,10 +369,14 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
         deployments: 0,
         current: None,
     };
-    let cache = dev
-        .deploy(&artifact)
-        .await?
-        .unwrap_or(CacheOutcome::Disabled);
+    let cache = tokio::select! {
+        deployed = dev.deploy(&artifact) => deployed?.unwrap_or(CacheOutcome::Disabled),
+        _ = &mut shutdown => {
+            dev.host.shutdown(DRAIN).await;
+            report(dev.format, DevEvent::Stopped);
+            return Ok(());
+        }
+    };
     let name = component_name(&artifact);
     report(
         dev.format,
@@ -390,8 +391,6 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
         },
     );
 
-    let shutdown = super::shutdown_signal();
-    tokio::pin!(shutdown);
     if args.no_watch {
         shutdown.await;
     } else {

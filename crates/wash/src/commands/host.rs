@@ -53,9 +53,9 @@ pub struct HostArgs {
     #[command(flatten)]
     pub data_tls: DataTls,
 
-    /// Address to serve HTTP on [default: 0.0.0.0:8080].
-    #[arg(long)]
-    pub http_addr: Option<SocketAddr>,
+    /// Address to serve HTTP on, `HOST:PORT` [default: 0.0.0.0:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<String>,
 
     /// Extra CA certificates (PEM) for components' outbound HTTPS.
     #[arg(long = "http-client-ca-path", value_name = "FILE")]
@@ -151,12 +151,10 @@ fn with_config(mut args: HostArgs, config: HostConfig) -> Result<Settled> {
              put a TLS-terminating proxy in front, and remove these keys"
         );
     }
-    let http_addr = match (args.http_addr, config.http_addr) {
-        (Some(addr), _) => addr,
-        (None, Some(addr)) => addr
-            .parse()
-            .with_context(|| format!("`host.http_addr` `{addr}` is not a socket address"))?,
-        (None, None) => DEFAULT_HTTP_ADDR.parse()?,
+    let http_addr = match (&args.http_addr, &config.http_addr) {
+        (Some(addr), _) => crate::cli::socket_addr(addr, "--http-addr")?,
+        (None, Some(addr)) => crate::cli::socket_addr(addr, "`host.http_addr`")?,
+        (None, None) => crate::cli::socket_addr(DEFAULT_HTTP_ADDR, "the default address")?,
     };
     let mut labels = config.labels;
     labels.extend(args.labels.drain(..));
@@ -208,6 +206,7 @@ fn host_config(locations: &Locations) -> Result<HostConfig> {
 }
 
 pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
+    let shutdown = super::shutdown_signal()?;
     let locations = Locations::new(super::project_dir(global), global.user_config.clone());
     let Settled {
         host_group,
@@ -333,7 +332,7 @@ pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
         scheduler_nats_url
     );
 
-    super::shutdown_signal().await;
+    shutdown.await;
     eprintln!(
         "Shutting down: draining requests in flight (up to {:?})",
         args.drain_timeout

@@ -12,6 +12,8 @@ pub mod workload;
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use crate::cli::GlobalArgs;
 
 /// The project directory: `-C`, else the current directory.
@@ -22,25 +24,28 @@ pub fn project_dir(global: &GlobalArgs) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// A future that resolves on Ctrl-C or SIGTERM. The handlers are in place
+/// when this returns, not when the future is first polled: a signal that
+/// arrives while a command is still starting is kept for it, instead of
+/// killing the process with the default action.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send> {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("cannot handle Ctrl-C (SIGINT)")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -143,19 +143,96 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// The typed config of a document and the unknown keys in it; or the key
-/// path and message of the first value of the wrong type.
-pub fn typed(document: &Value) -> Result<(Config, Vec<String>), (Option<String>, String)> {
-    let mut unknown = Vec::new();
-    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-    let ignoring = serde_ignored::Deserializer::new(document.clone(), &mut note);
-    match serde_path_to_error::deserialize::<_, Config>(ignoring) {
-        Ok(config) => Ok((config, unknown)),
-        Err(error) => {
-            let path = error.path().to_string();
-            let key = (path != "." && !path.is_empty()).then_some(path);
-            Err((key, error.into_inner().to_string()))
+/// A value of the wrong type: its dotted key path (none for the top level)
+/// and what is wrong.
+pub type TypeError = (Option<String>, String);
+
+/// What a document holds: the typed config (every value of the wrong type
+/// left at its default), the unknown keys, and every type error.
+pub struct Typed {
+    pub config: Config,
+    /// The document without the values of the wrong type.
+    pub document: Value,
+    pub unknown: Vec<String>,
+    pub errors: Vec<TypeError>,
+}
+
+/// Types `document`, finding every value of the wrong type: serde stops at
+/// the first, so each one found is taken out and the rest typed again.
+pub fn typed(document: &Value) -> Typed {
+    let mut document = document.clone();
+    let mut errors = Vec::new();
+    // Every round takes one value out, so this ends; the cap is a guard.
+    for _ in 0..256 {
+        let mut unknown = Vec::new();
+        let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let ignoring = serde_ignored::Deserializer::new(document.clone(), &mut note);
+        match serde_path_to_error::deserialize::<_, Config>(ignoring) {
+            Ok(config) => {
+                return Typed {
+                    config,
+                    document,
+                    unknown,
+                    errors,
+                };
+            }
+            Err(error) => {
+                let segments: Vec<String> = error
+                    .path()
+                    .iter()
+                    .map(|segment| match segment {
+                        serde_path_to_error::Segment::Seq { index } => index.to_string(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                let key = (!segments.is_empty()).then(|| segments.join("."));
+                errors.push((key, error.into_inner().to_string()));
+                if !remove(&mut document, &segments) {
+                    break;
+                }
+            }
         }
+    }
+    Typed {
+        config: Config::default(),
+        document,
+        unknown: Vec::new(),
+        errors,
+    }
+}
+
+/// Takes the value at `path` out of `document`; false when there is none.
+fn remove(document: &mut Value, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut value = document;
+    for segment in parents {
+        value = match value {
+            Value::Object(map) => match map.get_mut(segment) {
+                Some(next) => next,
+                None => return false,
+            },
+            Value::Array(items) => {
+                match segment.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    Some(next) => next,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
+    }
+    match value {
+        Value::Object(map) => map.remove(last).is_some(),
+        Value::Array(items) => match last.parse::<usize>() {
+            // Keep the other items where they are, so their keys stay true.
+            Ok(index) if index < items.len() => {
+                items[index] = Value::Object(Default::default());
+                true
+            }
+            _ => false,
+        },
+        _ => false,
     }
 }
 
@@ -182,19 +259,53 @@ mod tests {
     fn unknown_keys_are_found_and_type_errors_name_their_key() {
         let document =
             serde_json::json!({"dev": {"adress": "x", "address": "127.0.0.1:1"}, "extra": 1});
-        let (config, unknown) = typed(&document).unwrap();
-        assert_eq!(config.dev.address.as_deref(), Some("127.0.0.1:1"));
-        assert_eq!(unknown, vec!["dev.adress".to_string(), "extra".to_string()]);
-        let (key, message) = typed(&serde_json::json!({"wit": {"skip_fetch": "yes"}})).unwrap_err();
+        let typed_ok = typed(&document);
+        assert!(typed_ok.errors.is_empty());
+        assert_eq!(typed_ok.config.dev.address.as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(
+            typed_ok.unknown,
+            vec!["dev.adress".to_string(), "extra".to_string()]
+        );
+        let typed_bad = typed(&serde_json::json!({"wit": {"skip_fetch": "yes"}}));
+        let (key, message) = &typed_bad.errors[0];
         assert_eq!(key.as_deref(), Some("wit.skip_fetch"));
         assert!(message.contains("invalid type"), "{message}");
     }
 
     #[test]
+    fn every_type_error_is_found_and_the_rest_still_typed() {
+        let document = serde_json::json!({
+            "dev": {"address": 12345, "data_nats_url": "nats://x:4222", "bogus": 1},
+            "workload": {"allowedHosts": "api.example.com"},
+            "wit": {"registries": [{"url": "https://a"}, {"url": 7}]},
+        });
+        let typed = typed(&document);
+        let keys: Vec<_> = typed
+            .errors
+            .iter()
+            .map(|(k, _)| k.clone().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "dev.address",
+                "wit.registries.1.url",
+                "workload.allowedHosts"
+            ]
+        );
+        assert_eq!(
+            typed.config.dev.data_nats_url.as_deref(),
+            Some("nats://x:4222")
+        );
+        assert_eq!(typed.config.wit.registries[0].url, "https://a");
+        assert_eq!(typed.unknown, ["dev.bogus"]);
+    }
+
+    #[test]
     fn version_may_be_a_number_or_a_string() {
-        let (config, _) = typed(&serde_json::json!({"version": 1})).unwrap();
+        let config = typed(&serde_json::json!({"version": 1})).config;
         assert_eq!(config.version.as_deref(), Some("1"));
-        let (config, _) = typed(&serde_json::json!({"version": "1.0"})).unwrap();
+        let config = typed(&serde_json::json!({"version": "1.0"})).config;
         assert_eq!(config.version.as_deref(), Some("1.0"));
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod example;
 pub mod files;
+pub mod keys;
 pub mod merge;
 pub mod validate;
 
@@ -29,6 +30,7 @@ pub struct Config {
     /// Version of the file's layout.
     #[serde(
         deserialize_with = "string_or_number",
+        serialize_with = "number_if_whole",
         skip_serializing_if = "Option::is_none"
     )]
     pub version: Option<String>,
@@ -227,6 +229,18 @@ fn string_or_number<'de, D: Deserializer<'de>>(
     )
 }
 
+/// `1` is written as the number it is, not the string `"1"`.
+fn number_if_whole<S: serde::Serializer>(
+    version: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match version.as_deref().map(|v| (v, v.parse::<u64>())) {
+        Some((_, Ok(number))) => serializer.serialize_u64(number),
+        Some((text, Err(_))) => serializer.serialize_str(text),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// Where the configuration files are.
 #[derive(Debug, Clone)]
 pub struct Locations {
@@ -322,21 +336,28 @@ pub struct Loaded {
     pub document: serde_json::Value,
     /// Unknown keys and other things worth a look; loading went on.
     pub warnings: Vec<String>,
+    /// Files that cannot be read or parsed, and values of the wrong type
+    /// (left at their defaults in `config`), each with file and key.
+    pub problems: Vec<Problem>,
     /// The project directory relative paths are resolved against.
     pub project: PathBuf,
 }
 
 impl Loaded {
-    /// The file `key` (or the nearest value under it) came from.
+    /// The file `key` came from: the file of its value, of a value under
+    /// it, or (for a key that is missing) of its section.
     pub fn origin_of(&self, key: &str) -> Option<&PathBuf> {
-        if let Some(file) = self.origins.get(key) {
-            return Some(file);
+        let mut key = key;
+        loop {
+            if let Some(file) = self.origins.get(key) {
+                return Some(file);
+            }
+            let prefix = format!("{key}.");
+            if let Some((_, file)) = self.origins.iter().find(|(k, _)| k.starts_with(&prefix)) {
+                return Some(file);
+            }
+            key = key.rsplit_once('.')?.0;
         }
-        let prefix = format!("{key}.");
-        self.origins
-            .iter()
-            .find(|(k, _)| k.starts_with(&prefix))
-            .map(|(_, file)| file)
     }
 
     /// A path from the config, relative to the project directory.
@@ -349,10 +370,10 @@ impl Loaded {
     }
 }
 
-/// Reads and merges the configuration. Every problem found is returned at
-/// once, not only the first.
-pub fn load_all(locations: &Locations) -> Result<Loaded, Vec<Problem>> {
-    let mut problems = Vec::new();
+/// Reads and merges the configuration. Every problem found is reported at
+/// once, not only the first: a file that cannot be parsed is left out, a
+/// value of the wrong type is left at its default, and the rest is loaded.
+pub fn load_all(locations: &Locations) -> Loaded {
     let mut layers = Vec::new();
     if let Some(user) = locations.user_file() {
         layers.push(user);
@@ -378,68 +399,68 @@ pub fn load_all(locations: &Locations) -> Result<Loaded, Vec<Problem>> {
     }
     let mut merged = merge::Merged::default();
     for file in layers {
-        match files::read_document(&file) {
-            Ok(document) => {
-                match files::typed(&document) {
-                    Ok((_, unknown)) => {
-                        for key in unknown {
-                            loaded.warnings.push(format!(
-                                "unknown key `{key}` in {} (ignored)",
-                                file.display()
-                            ));
-                        }
-                        merged.layer(document, &file);
-                    }
-                    Err((key, message)) => problems.push(Problem {
-                        file: Some(file.clone()),
-                        key,
-                        position: None,
-                        message,
-                    }),
-                }
-                loaded.files.push(file);
+        let document = match files::read_document(&file) {
+            Ok(document) => document,
+            Err(problem) => {
+                loaded.problems.push(problem);
+                continue;
             }
-            Err(problem) => problems.push(problem),
+        };
+        let typed = files::typed(&document);
+        for key in typed.unknown {
+            let hint = keys::did_you_mean(&key)
+                .map(|known| format!("; did you mean `{known}`?"))
+                .unwrap_or_default();
+            loaded.warnings.push(format!(
+                "unknown key `{key}` in {} (ignored{hint})",
+                file.display()
+            ));
         }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
+        for (key, message) in typed.errors {
+            loaded.problems.push(Problem {
+                file: Some(file.clone()),
+                key,
+                position: None,
+                message,
+            });
+        }
+        merged.layer(typed.document, &file);
+        loaded.files.push(file);
     }
     loaded.document = merged.document;
     loaded.origins = merged.origins;
-    match files::typed(&loaded.document) {
-        Ok((config, _)) => loaded.config = config,
-        // Each layer was valid alone; the merge of two valid layers is too,
-        // but say so rather than panic if that ever breaks.
-        Err((key, message)) => {
-            return Err(vec![Problem {
-                file: None,
-                key,
-                position: None,
-                message: format!("merged configuration: {message}"),
-            }]);
-        }
+    let typed = files::typed(&loaded.document);
+    // Each layer was typed alone and its bad values taken out; the merge of
+    // such layers types too, but say so rather than lose it if that breaks.
+    for (key, message) in typed.errors {
+        loaded.problems.push(Problem {
+            file: None,
+            key,
+            position: None,
+            message: format!("merged configuration: {message}"),
+        });
     }
-    Ok(loaded)
+    loaded.config = typed.config;
+    loaded
 }
 
 /// [`load_all`] for commands that just need the configuration: warnings go
 /// to stderr, problems become one error listing them all.
 pub fn load(locations: &Locations) -> anyhow::Result<Loaded> {
-    match load_all(locations) {
-        Ok(loaded) => {
-            for warning in &loaded.warnings {
-                eprintln!("warning: {warning}");
-            }
-            Ok(loaded)
-        }
-        Err(problems) => Err(anyhow::anyhow!(
-            "invalid configuration:\n  {}",
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n  ")
-        )),
+    let loaded = load_all(locations);
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
     }
+    if loaded.problems.is_empty() {
+        return Ok(loaded);
+    }
+    Err(anyhow::anyhow!(
+        "invalid configuration (`wash config validate` checks it all):\n  {}",
+        loaded
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    ))
 }

@@ -5,13 +5,52 @@ use std::path::{Path, PathBuf};
 
 use super::{Loaded, Problem};
 
-/// Every problem in `loaded`, each naming its file and key.
+/// Every problem in `loaded`, each naming its file and key: what loading
+/// found (syntax and type errors) and what the checks below find. A key with
+/// a type error is not checked again.
 pub fn validate(loaded: &Loaded) -> Vec<Problem> {
+    let mut problems = loaded.problems.clone();
+    let mistyped: Vec<&str> = loaded
+        .problems
+        .iter()
+        .filter_map(|p| p.key.as_deref())
+        .collect();
+    let unchecked = |key: &str| {
+        mistyped
+            .iter()
+            .any(|bad| key == *bad || key.starts_with(&format!("{bad}.")))
+    };
+    problems.extend(
+        semantic(loaded)
+            .into_iter()
+            .filter(|p| !p.key.as_deref().is_some_and(unchecked)),
+    );
+    problems
+}
+
+/// The layout version this wash reads.
+const SUPPORTED_VERSION: &str = "1";
+
+/// Checks of values that have the right type.
+fn semantic(loaded: &Loaded) -> Vec<Problem> {
     let mut checks = Checks {
         loaded,
         problems: Vec::new(),
     };
     let config = &loaded.config;
+
+    if let Some(version) = config.version.as_deref()
+        && version != SUPPORTED_VERSION
+        && version != "1.0"
+    {
+        checks.problem(
+            "version",
+            format!(
+                "version `{version}` is not supported: this wash reads version \
+                 {SUPPORTED_VERSION} (write `version: {SUPPORTED_VERSION}`, or leave it out)"
+            ),
+        );
+    }
 
     // Addresses.
     checks.socket_address("dev.address", config.dev.address.as_deref());

@@ -62,17 +62,38 @@ pub trait Router: Send + Sync + 'static {
     /// The workload for a request to `host` (port already stripped, may be
     /// empty when the request named none) and `path`.
     fn route(&self, host: &str, path: &str) -> Option<Arc<str>>;
+
+    /// Whether `workload`, once registered, would serve a request to `host`
+    /// and `path`. A request nothing serves yet waits while such a
+    /// workload is starting, rather than getting a 404. The default says
+    /// no: such requests are answered at once.
+    fn would_route(&self, workload: &Workload, host: &str, path: &str) -> bool {
+        let _ = (workload, host, path);
+        false
+    }
+
+    /// Whether a request that nothing serves, and that no starting workload
+    /// would serve, should still wait: a workload for it is about to start
+    /// (`wash dev` between opening its port and starting its component).
+    fn expects_workload(&self, host: &str, path: &str) -> bool {
+        let _ = (host, path);
+        false
+    }
 }
 
-/// Routes everything to the most recently registered workload.
+/// Routes everything to the most recently registered workload. Until the
+/// first one is registered, requests wait for it.
 #[derive(Debug, Default)]
 pub struct DevRouter {
     current: RwLock<Option<Arc<str>>>,
+    /// Whether a workload was ever registered.
+    registered: std::sync::atomic::AtomicBool,
 }
 
 impl Router for DevRouter {
     fn register(&self, workload_id: &str, _workload: &Workload) -> Result<(), RouteError> {
         *write(&self.current) = Some(workload_id.into());
+        self.registered.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -85,6 +106,14 @@ impl Router for DevRouter {
 
     fn route(&self, _host: &str, _path: &str) -> Option<Arc<str>> {
         read(&self.current).clone()
+    }
+
+    fn would_route(&self, _workload: &Workload, _host: &str, _path: &str) -> bool {
+        true
+    }
+
+    fn expects_workload(&self, _host: &str, _path: &str) -> bool {
+        !self.registered.load(Ordering::Acquire)
     }
 }
 
@@ -200,6 +229,19 @@ impl Router for DynamicRouter {
             table.get(host)
         }?;
         routes.iter().find(|r| r.matches(path))?.pick()
+    }
+
+    fn would_route(&self, workload: &Workload, host: &str, path: &str) -> bool {
+        let Ok((hosts, prefix)) = Self::routes_of(workload) else {
+            return false;
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let route = PrefixRoute {
+            prefix,
+            replicas: Vec::new(),
+            next: AtomicUsize::new(0),
+        };
+        hosts.contains(&host) && route.matches(path)
     }
 }
 

@@ -2,6 +2,7 @@
 //! turn guest failures into the right status with one log line.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,7 +19,7 @@ use crate::engine::instances::{
     ComponentInstances, InstanceEnd, InstanceWatch, Placement, RequestData, instance_watch,
 };
 use crate::engine::workload::HttpComponent;
-use crate::host::Registry;
+use crate::host::{Registry, RunningWorkload};
 
 /// How long a failed request waits to learn how its instance ended. The
 /// instance reports its end as soon as its store is dropped, which follows
@@ -27,10 +28,16 @@ use crate::host::Registry;
 /// normal course.
 const INSTANCE_END_WAIT: Duration = Duration::from_secs(1);
 
+/// How soon a client told that a workload is starting should try again.
+const RETRY_AFTER_SECONDS: &str = "1";
+
 /// Per-server request entry point.
 pub(crate) struct Ingress {
     pub(crate) router: Arc<dyn Router>,
     pub(crate) registry: Arc<Registry>,
+    /// How long a request for a workload that is still starting waits for
+    /// it (then: 503 with `Retry-After`).
+    pub(crate) start_wait: Duration,
 }
 
 impl Ingress {
@@ -40,31 +47,26 @@ impl Ingress {
         local_authority: &HeaderValue,
     ) -> Response<WasiBody> {
         // Routing borrows the request; only a miss allocates.
-        let routed = {
+        let running = {
             let host = request_host(&request);
             self.router
                 .route(host, request.uri().path())
-                .ok_or_else(|| host.to_string())
+                .and_then(|id| self.registry.running(&id))
         };
-        let workload_id = match routed {
-            Ok(id) => id,
-            Err(host) => {
-                return plain(
-                    StatusCode::NOT_FOUND,
-                    format!("no workload is routed for host `{host}`\n"),
-                );
+        let workload = match running {
+            Some(workload) => workload,
+            None => {
+                let host = request_host(&request).to_string();
+                match self.wait_for_start(&host, request.uri().path()).await {
+                    Ok(workload) => workload,
+                    Err(response) => return response,
+                }
             }
-        };
-        let Some(workload) = self.registry.running(&workload_id) else {
-            return plain(
-                StatusCode::NOT_FOUND,
-                format!("workload `{workload_id}` is not running\n"),
-            );
         };
         let Some(http) = workload.http() else {
             return plain(
                 StatusCode::NOT_FOUND,
-                format!("workload `{workload_id}` serves no HTTP\n"),
+                "the workload routed here serves no HTTP\n".into(),
             );
         };
         // wasi:http needs an authority; HTTP/1.0 clients may send none.
@@ -74,6 +76,70 @@ impl Ingress {
                 .insert(header::HOST, local_authority.clone());
         }
         serve(http, request).await
+    }
+
+    /// A request nothing serves yet: if a workload that would serve it is
+    /// starting, wait for it (up to `start_wait`); never answer "nothing is
+    /// here" while something is on its way.
+    async fn wait_for_start(
+        &self,
+        host: &str,
+        path: &str,
+    ) -> Result<Arc<RunningWorkload>, Response<WasiBody>> {
+        let deadline = tokio::time::Instant::now() + self.start_wait;
+        let _held = Held::new(&self.registry.held);
+        loop {
+            let changed = self.registry.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(workload) = self
+                .router
+                .route(host, path)
+                .and_then(|id| self.registry.running(&id))
+            {
+                return Ok(workload);
+            }
+            let starting = match self
+                .registry
+                .starting(|spec| self.router.would_route(spec, host, path))
+            {
+                Some(name) => format!("workload `{name}`"),
+                None if self.router.expects_workload(host, path) => "the workload".into(),
+                None => {
+                    return Err(plain(
+                        StatusCode::NOT_FOUND,
+                        format!("no workload is routed for host `{host}`\n"),
+                    ));
+                }
+            };
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                let mut response = plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{starting} is starting; try again in a moment\n"),
+                );
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+                return Err(response);
+            }
+        }
+    }
+}
+
+/// Counts a request in [`Registry::held`] while it lives.
+struct Held<'a>(&'a AtomicUsize);
+
+impl<'a> Held<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -5,5 +5,7 @@ use wstd::http::{Body, Request, Response};
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Error> {
     let greeting = format!("Hello from {{name}}! You asked for {}\n", request.uri().path());
-    Ok(Response::new(greeting.into()))
+    Ok(Response::builder()
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(greeting.into())?)
 }
