@@ -43,6 +43,13 @@ const DEFAULT_MAX_INSTANCES: u32 = 1000;
 const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 /// Linear memories and tables a component may hold on average.
 const MEMORIES_PER_COMPONENT: u32 = 4;
+/// Most threads that prepare components at once.
+const MAX_PREPARE_THREADS: usize = 8;
+
+/// The thread preparing a component ended without an answer (it panicked).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the component preparation thread failed")]
+pub struct PrepareFailed;
 
 /// Errors from building an engine or compiling a component.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +72,9 @@ pub enum EngineError {
     /// The epoch ticker thread could not be started.
     #[error("cannot start the epoch ticker thread: {0}")]
     Ticker(std::io::Error),
+    /// The threads that prepare components could not be started.
+    #[error("cannot start the component preparation threads: {0}")]
+    PrepareThreads(String),
     /// The default TLS provider could not be set up.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -247,6 +257,18 @@ impl EngineBuilder {
         };
         let ticker =
             EpochTicker::spawn(engine.weak(), self.epoch_tick).map_err(EngineError::Ticker)?;
+        let prepare = rayon::ThreadPoolBuilder::new()
+            .num_threads(
+                std::thread::available_parallelism()
+                    .map_or(2, usize::from)
+                    .min(MAX_PREPARE_THREADS),
+            )
+            .thread_name(|i| format!("wash-prepare-{i}"))
+            // A panic fails that one preparation (its caller sees the
+            // dropped reply); rayon's default would abort the process.
+            .panic_handler(|_| {})
+            .build()
+            .map_err(|e| EngineError::PrepareThreads(e.to_string()))?;
         #[cfg(feature = "wasi-tls")]
         let tls_provider = match self.tls_provider {
             Some(provider) => provider,
@@ -261,6 +283,8 @@ impl EngineBuilder {
                 pooling,
                 max_instances: self.max_instances,
                 loaded: Default::default(),
+                loads: Default::default(),
+                prepare,
                 #[cfg(feature = "wasi-tls")]
                 tls_provider,
                 _ticker: ticker,
@@ -288,10 +312,20 @@ struct EngineInner {
     fuel: Option<u64>,
     pooling: bool,
     max_instances: u32,
-    /// Compiled components in use, by digest: a component started again
-    /// (another workload, a replica, a restart) shares the loaded code.
-    loaded:
-        std::sync::Mutex<std::collections::HashMap<String, (WasmComponent, std::sync::Weak<()>)>>,
+    /// Components loaded or being loaded, by digest: a component started
+    /// again (another workload, a replica, a restart), or by many starts at
+    /// once, is loaded once and its code shared. An entry lives as long as
+    /// a workload holds its [`Loaded`].
+    loaded: std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<Loaded>>>,
+    /// Components compiled or read from the disk cache (not shared).
+    loads: std::sync::atomic::AtomicU64,
+    /// Where components are compiled, linked and pre-instantiated. A few
+    /// long-lived threads, not tokio's blocking pool: what a start
+    /// allocates lives as long as its workload, and an allocator with
+    /// per-thread heaps (mimalloc, which `wash` uses) would otherwise
+    /// scatter it over every thread a burst of starts ever brought up,
+    /// each keeping partly used pages resident.
+    prepare: rayon::ThreadPool,
     #[cfg(feature = "wasi-tls")]
     tls_provider: Arc<dyn crate::tls::wasi::TlsProvider>,
     // Last field: dropped after the engine handle it ticks.
@@ -307,13 +341,23 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// One component's loaded code, shared by every workload of its bytes. The
+/// first start to ask loads it; starts that ask meanwhile wait for that load
+/// instead of loading their own copy.
+#[derive(Default)]
+pub(crate) struct Loaded {
+    /// The component and whether the load was a cache hit; or why the bytes
+    /// do not compile.
+    outcome: std::sync::OnceLock<Result<(WasmComponent, CacheOutcome), String>>,
+}
+
 /// A compiled component, ready to link.
 #[derive(Clone)]
 pub struct CompiledComponent {
     pub(crate) component: WasmComponent,
     /// Held while the component is in use: workloads of the same bytes
     /// share one copy of the compiled code while any of them holds this.
-    pub(crate) shared: Arc<()>,
+    pub(crate) shared: Arc<Loaded>,
     /// `sha256:<hex>` of the component's bytes.
     pub digest: String,
     /// Whether compilation was skipped thanks to the cache.
@@ -377,32 +421,72 @@ impl Engine {
             }
         }
         let digest = format!("sha256:{digest_hex}");
-        if let Some((component, shared)) = self.in_use(&digest) {
-            debug!(%origin, %digest, "sharing an already loaded component");
-            return Ok(CompiledComponent {
-                component,
-                shared,
-                digest,
-                cache: match self.inner.cache {
-                    Some(_) => CacheOutcome::Hit,
-                    None => CacheOutcome::Disabled,
-                },
-            });
+        let shared = self.loading(&digest);
+        let mut loaded_here = false;
+        let outcome = shared.outcome.get_or_init(|| {
+            loaded_here = true;
+            self.inner
+                .loads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.compile_or_load(bytes, origin, &digest_hex)
+        });
+        match outcome {
+            Ok((component, cache)) => {
+                if !loaded_here {
+                    debug!(%origin, %digest, "sharing an already loaded component");
+                }
+                Ok(CompiledComponent {
+                    component: component.clone(),
+                    shared: shared.clone(),
+                    digest,
+                    cache: match (loaded_here, self.inner.cache.is_some()) {
+                        (true, _) => *cache,
+                        (false, true) => CacheOutcome::Hit,
+                        (false, false) => CacheOutcome::Disabled,
+                    },
+                })
+            }
+            Err(reason) => {
+                // Do not keep a failure: the next start tries again.
+                let mut loaded = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
+                if loaded
+                    .get(&digest)
+                    .is_some_and(|entry| std::ptr::eq(entry.as_ptr(), Arc::as_ptr(&shared)))
+                {
+                    loaded.remove(&digest);
+                }
+                Err(EngineError::Invalid {
+                    origin: origin.to_string(),
+                    reason: reason.clone(),
+                })
+            }
         }
-        let compiled = self.compile_or_load(bytes, origin, &digest_hex)?;
-        let shared = Arc::new(());
+    }
+
+    /// The entry for `digest`: the one in use or being loaded, or a new one.
+    fn loading(&self, digest: &str) -> Arc<Loaded> {
         let mut loaded = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        loaded.retain(|_, (_, alive)| alive.strong_count() > 0);
-        loaded.insert(
-            digest.clone(),
-            (compiled.0.clone(), Arc::downgrade(&shared)),
-        );
-        Ok(CompiledComponent {
-            component: compiled.0,
-            shared,
-            digest,
-            cache: compiled.1,
-        })
+        if let Some(entry) = loaded.get(digest).and_then(std::sync::Weak::upgrade) {
+            return entry;
+        }
+        loaded.retain(|_, entry| entry.strong_count() > 0);
+        let entry = Arc::new(Loaded::default());
+        loaded.insert(digest.to_string(), Arc::downgrade(&entry));
+        entry
+    }
+
+    /// Runs component preparation (compiling, linking, pre-instantiating:
+    /// CPU-bound work whose results live as long as the workload) on the
+    /// engine's preparation threads.
+    pub(crate) async fn prepare<R: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, PrepareFailed> {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        self.inner.prepare.spawn(move || {
+            let _ = reply.send(work());
+        });
+        answer.await.map_err(|_| PrepareFailed)
     }
 
     /// Distinct compiled components held by running workloads (workloads of
@@ -411,24 +495,25 @@ impl Engine {
         let loaded = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
         loaded
             .values()
-            .filter(|(_, alive)| alive.strong_count() > 0)
+            .filter_map(std::sync::Weak::upgrade)
+            .filter(|entry| matches!(entry.outcome.get(), Some(Ok(_))))
             .count()
     }
 
-    /// The loaded component of `digest`, if a running workload holds it.
-    fn in_use(&self, digest: &str) -> Option<(WasmComponent, Arc<()>)> {
-        let loaded = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        let (component, alive) = loaded.get(digest)?;
-        Some((component.clone(), alive.upgrade()?))
+    /// Components compiled or read from the compile cache so far; a start
+    /// that shares an already loaded component does not count.
+    pub fn loads(&self) -> u64 {
+        self.inner.loads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Compiles, or loads from the on-disk cache.
+    /// Compiles, or loads from the on-disk cache; an error is why the
+    /// bytes do not compile.
     fn compile_or_load(
         &self,
         bytes: &[u8],
         origin: &str,
         digest_hex: &str,
-    ) -> Result<(WasmComponent, CacheOutcome), EngineError> {
+    ) -> Result<(WasmComponent, CacheOutcome), String> {
         let Some(cache) = &self.inner.cache else {
             return Ok((self.compile_now(bytes, origin)?, CacheOutcome::Disabled));
         };
@@ -452,13 +537,10 @@ impl Engine {
         Ok((component, CacheOutcome::Miss))
     }
 
-    fn compile_now(&self, bytes: &[u8], origin: &str) -> Result<WasmComponent, EngineError> {
+    fn compile_now(&self, bytes: &[u8], origin: &str) -> Result<WasmComponent, String> {
         let started = std::time::Instant::now();
         let component =
-            WasmComponent::new(&self.inner.wasmtime, bytes).map_err(|e| EngineError::Invalid {
-                origin: origin.to_string(),
-                reason: format!("{e:#}"),
-            })?;
+            WasmComponent::new(&self.inner.wasmtime, bytes).map_err(|e| format!("{e:#}"))?;
         info!(%origin, elapsed_ms = started.elapsed().as_millis() as u64, "compiled component");
         Ok(component)
     }

@@ -207,7 +207,7 @@ pub(crate) struct ResolvedComponent {
     /// For plugins that call into the component.
     pub(crate) handle: ComponentHandle,
     /// Keeps the compiled code shared with other workloads of the same bytes.
-    pub(crate) _shared: Arc<()>,
+    pub(crate) _shared: Arc<super::Loaded>,
 }
 
 /// Which plugin provides which imports of one component (by plugin index).

@@ -462,6 +462,11 @@ impl Host {
         self.inner.http_addr
     }
 
+    /// The client that pulls components' images, if the host has one.
+    pub fn oci(&self) -> Option<&crate::oci::OciClient> {
+        self.inner.oci.as_deref()
+    }
+
     /// Counters for metrics and leak checks.
     pub fn stats(&self) -> HostStats {
         let slots = self.inner.registry.read();
@@ -782,29 +787,31 @@ impl Host {
     {
         let host = self.clone();
         let (workload_id, spec, volumes) = (workload_id.clone(), workload.clone(), volumes.clone());
-        tokio::task::spawn_blocking(move || {
-            let inner = &host.inner;
-            let context = ResolveContext {
-                engine: &inner.engine,
-                linker: &inner.linker,
-                provided: &inner.provided,
-                plugins: &inner.plugins,
-                workload_id,
-                outgoing: inner.outgoing.clone(),
-                default_timeout: inner.request_timeout,
-                idle_timeout: inner.idle_timeout,
-                live: inner.live.clone(),
-                slots: inner.slots.clone(),
-                allow_private: inner.allow_private_networks,
-                volumes: &volumes,
-            };
-            work(&context, &spec)
-        })
-        .await
-        .map_err(|e| HostError::Http {
-            workload: workload.name.clone(),
-            reason: format!("component preparation task failed: {e}"),
-        })
+        self.inner
+            .engine
+            .prepare(move || {
+                let inner = &host.inner;
+                let context = ResolveContext {
+                    engine: &inner.engine,
+                    linker: &inner.linker,
+                    provided: &inner.provided,
+                    plugins: &inner.plugins,
+                    workload_id,
+                    outgoing: inner.outgoing.clone(),
+                    default_timeout: inner.request_timeout,
+                    idle_timeout: inner.idle_timeout,
+                    live: inner.live.clone(),
+                    slots: inner.slots.clone(),
+                    allow_private: inner.allow_private_networks,
+                    volumes: &volumes,
+                };
+                work(&context, &spec)
+            })
+            .await
+            .map_err(|e| HostError::Http {
+                workload: workload.name.clone(),
+                reason: format!("component preparation task failed: {e}"),
+            })
     }
 
     /// Binds every plugin whose interfaces the components import or the

@@ -3,6 +3,7 @@
 //! `application/wasm` layer), cached on disk by digest and verified.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::engine::cache::sha256_hex;
@@ -144,7 +145,17 @@ pub struct OciClient {
     /// sees for a registry, and workloads may pull from one registry with
     /// different secrets. Keyed by a digest of the login, never the login.
     clients: std::sync::Mutex<std::collections::HashMap<String, Client>>,
+    /// Pulls in progress, by reference and login: concurrent pulls of one
+    /// image wait for the first instead of each fetching it.
+    flights: std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<Flight>>>,
+    /// Pulls that reached a registry.
+    fetches: std::sync::atomic::AtomicU64,
 }
+
+/// One image's pulls: taken in turn, and the latest result kept for the
+/// pulls that waited on it.
+#[derive(Default)]
+struct Flight(tokio::sync::Mutex<Option<(tokio::time::Instant, Pulled)>>);
 
 impl std::fmt::Debug for OciClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,6 +172,9 @@ fn sha256(bytes: &[u8]) -> String {
 impl OciClient {
     /// A client per `config` (reads the CA files now).
     pub fn new(config: OciConfig) -> Result<Self, OciError> {
+        // reqwest's rustls needs the process provider; an embedder that did
+        // not install one must not get a panic at its first pull.
+        crate::tls::init_crypto();
         let mut extra = Vec::new();
         for path in &config.ca_files {
             let data = std::fs::read(path).map_err(|e| OciError::Ca {
@@ -176,6 +190,8 @@ impl OciClient {
             config,
             extra_roots: extra,
             clients: Default::default(),
+            flights: Default::default(),
+            fetches: Default::default(),
         };
         // Build the anonymous client now so a bad CA fails at start, not at
         // the first pull.
@@ -280,8 +296,61 @@ impl OciClient {
         .map_err(cache_error)
     }
 
+    /// Pulls that reached a registry so far (cache hits and pulls that
+    /// waited on another pull of the same image do not count).
+    pub fn registry_pulls(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Pulls the component at `reference`, honoring `policy` and the cache.
+    /// Concurrent pulls of one reference with the same login are one pull:
+    /// the others wait for it and share its result.
     pub async fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<&Credentials>,
+        policy: PullPolicy,
+        progress: Progress<'_>,
+    ) -> Result<Pulled, OciError> {
+        let asked = tokio::time::Instant::now();
+        let flight = self.flight(reference, credentials);
+        let mut latest = flight.0.lock().await;
+        if let Some((finished, pulled)) = latest.as_ref()
+            && *finished >= asked
+        {
+            // A pull that ended after this one was asked for serves it.
+            return Ok(Pulled {
+                cached: true,
+                ..pulled.clone()
+            });
+        }
+        let pulled = self
+            .pull_now(reference, credentials, policy, progress)
+            .await?;
+        *latest = Some((tokio::time::Instant::now(), pulled.clone()));
+        Ok(pulled)
+    }
+
+    /// The flight of pulls of `reference` with this login.
+    fn flight(&self, reference: &str, credentials: Option<&Credentials>) -> Arc<Flight> {
+        let login = credentials
+            .map(|c| sha256(format!("{}\0{}", c.username(), c.password()).as_bytes()))
+            .unwrap_or_default();
+        let key = format!("{reference}\0{login}");
+        let mut flights = self
+            .flights
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(flight) = flights.get(&key).and_then(std::sync::Weak::upgrade) {
+            return flight;
+        }
+        flights.retain(|_, flight| flight.strong_count() > 0);
+        let flight = Arc::new(Flight::default());
+        flights.insert(key, Arc::downgrade(&flight));
+        flight
+    }
+
+    async fn pull_now(
         &self,
         reference: &str,
         credentials: Option<&Credentials>,
@@ -337,6 +406,8 @@ impl OciClient {
         };
         let auth = Self::auth(parsed, credentials);
         let client = self.client_for(&auth)?;
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (manifest, _) = client
             .pull_image_manifest(parsed, &auth)
             .await
