@@ -2,7 +2,8 @@
 //! container), `GET /<container>/<name>` returns it (`?sync` reads it in one
 //! call instead of streaming), `DELETE` removes it, `GET /<container>`
 //! lists the names, one per line; `POST /<container>/<name>?copy=<c>/<n>`
-//! (or `?move=`) copies (or moves) it.
+//! (or `?move=`) copies (or moves) it; `DELETE /<container>` deletes the
+//! container.
 
 wit_bindgen::generate!({
     path: "wit",
@@ -70,7 +71,7 @@ fn read(container: &Container, name: &str, sync: bool) -> Result<Vec<u8>, String
 async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Error> {
     let query = request.uri().query().unwrap_or_default().to_string();
     let sync = query == "sync";
-    let path = request.uri().path().trim_matches('/').to_string();
+    let path = request.uri().path().trim_start_matches('/').to_string();
     let method = request.method().clone();
     let (container_name, object) = match path.split_once('/') {
         Some((c, o)) => (c.to_string(), Some(o.to_string())),
@@ -120,6 +121,10 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
                 .collect::<String>()
                 .into_bytes())
         }),
+        // The whole container, by name: even an empty one (`DELETE /`).
+        (Method::DELETE, None) => {
+            blobstore::delete_container(&container_name).map(|()| b"deleted\n".to_vec())
+        }
         _ => return reply(StatusCode::METHOD_NOT_ALLOWED, "use PUT, GET or DELETE\n"),
     };
     match result {

@@ -2,7 +2,9 @@
 //! `<served> <most in flight at once>` for this instance, so a test can see
 //! reuse and how many requests one instance handled concurrently.
 //! `GET /stream/<ms>` streams `first`, waits `ms` milliseconds, then
-//! streams `second`: a body that must not be held back.
+//! streams `second`: a body that must not be held back. `GET /trap` panics
+//! and `GET /bomb` allocates until its memory limit stops it, taking down
+//! whatever else the instance was serving.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,6 +24,16 @@ impl wasip3::exports::http::handler::Guest for InstanceState {
         let path = request.get_path_with_query().unwrap_or_default();
         if let Some(ms) = path.strip_prefix("/stream/") {
             return Ok(stream_slowly(ms.parse().unwrap_or(0)));
+        }
+        if path == "/trap" {
+            panic!("asked to trap");
+        }
+        if path == "/bomb" {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![0xAB; 16 << 20]);
+                std::hint::black_box(&hoard);
+            }
         }
         let ms: u64 = path.trim_matches('/').parse().unwrap_or(0);
         let now = IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1;

@@ -162,6 +162,35 @@ async fn component_suite_on_every_backend() {
         assert_eq!(status, 404, "{name}");
         assert_eq!(error, "container `missing` does not exist\n", "{name}");
 
+        // An empty container name is refused, the same way on every
+        // backend: on a filesystem it would be the root of every container.
+        assert_eq!(
+            call("DELETE", "/", Bytes::new()).await,
+            (500, "error: container name is empty\n".into()),
+            "{name}"
+        );
+        assert_eq!(
+            call("GET", "/archive/keep", Bytes::new()).await,
+            ok("x"),
+            "{name}: the other containers are untouched"
+        );
+        let (status, error) = call("PUT", "/archive/", "x".into()).await;
+        assert_eq!(
+            (status, error.as_str()),
+            (500, "error: object name is empty\n"),
+            "{name}"
+        );
+        // Names that look like paths stay names.
+        for tricky in ["..", "%2e%2e", "a%00b", "..%2f..%2fetc"] {
+            let path: &'static str = Box::leak(format!("/tricky/{tricky}").into_boxed_str());
+            assert_eq!(
+                call("PUT", path, tricky.into()).await,
+                ok("stored\n"),
+                "{name}"
+            );
+            assert_eq!(call("GET", path, Bytes::new()).await, ok(tricky), "{name}");
+        }
+
         // A megabyte through the streams, byte for byte.
         let big: Bytes = (0..1_048_576u32)
             .map(|i| (i.wrapping_mul(31) >> 3) as u8)

@@ -135,6 +135,7 @@ async fn concurrent_starts_load_once_share_the_code_and_pull_once() {
             labels: BTreeMap::new(),
             heartbeat_interval: Duration::from_secs(60),
             max_request: DEFAULT_MAX_REQUEST,
+            max_in_flight: wash_runtime::washlet::DEFAULT_MAX_IN_FLIGHT,
         },
     )
     .await

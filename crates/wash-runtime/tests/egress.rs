@@ -11,7 +11,8 @@ use std::time::Duration;
 use common::upstream::{Behaviour, TestPki, black_hole, http_upstream};
 use common::{client, fixture, get, http_workload, logs};
 use wash_runtime::host::egress::{
-    DefaultOutgoingHandler, OutgoingFuture, OutgoingHandler, OutgoingRequestContext,
+    AddressPolicy, AllowedHosts, DefaultOutgoingHandler, OutgoingFuture, OutgoingHandler,
+    OutgoingRequestContext,
 };
 use wash_runtime::host::http::{DynamicRouter, HttpServerBuilder};
 use wash_runtime::host::{Host, HostApi, HostBuilder};
@@ -52,6 +53,7 @@ async fn fetch_via(
     fixture_name: &str,
     url: &str,
     allowed: &[String],
+    loopback: &[u16],
     env: &[(&str, String)],
 ) -> (u16, String) {
     let mut workload = http_workload(
@@ -65,6 +67,7 @@ async fn fetch_via(
         resources.environment.insert(k.to_string(), v.clone());
     }
     resources.allowed_hosts = allowed.to_vec();
+    resources.allowed_host_loopback_ports = loopback.iter().map(u16::to_string).collect();
     host.workload_start(id, workload).await.unwrap();
     get(
         &client(),
@@ -85,7 +88,16 @@ async fn https_with_the_test_ca_as_extra_root_works_for_p2_and_p3() {
     let allowed = vec![format!("localhost:{}", upstream.port())];
     for client_fixture in CLIENTS {
         let id = client_fixture.replace('_', "-");
-        let (status, body) = fetch_via(&host, &id, client_fixture, &url, &allowed, &[]).await;
+        let (status, body) = fetch_via(
+            &host,
+            &id,
+            client_fixture,
+            &url,
+            &allowed,
+            &[upstream.port()],
+            &[],
+        )
+        .await;
         assert_eq!(status, 200, "{client_fixture}: {body}");
         assert_eq!(
             body, "upstream 200\nhello from upstream HTTP/1.1",
@@ -105,7 +117,16 @@ async fn untrusted_certificate_reaches_the_guest_as_a_certificate_error() {
     let allowed = vec![format!("localhost:{}", upstream.port())];
     for client_fixture in CLIENTS {
         let id = format!("{}-untrusted", client_fixture.replace('_', "-"));
-        let (status, body) = fetch_via(&host, &id, client_fixture, &url, &allowed, &[]).await;
+        let (status, body) = fetch_via(
+            &host,
+            &id,
+            client_fixture,
+            &url,
+            &allowed,
+            &[upstream.port()],
+            &[],
+        )
+        .await;
         assert_eq!(status, 502, "{body}");
         assert_eq!(body, "error: TlsCertificateError\n", "{client_fixture}");
     }
@@ -122,7 +143,8 @@ async fn hosts_outside_allowed_hosts_are_denied_without_connecting() {
         let id = format!("{}-denied", client_fixture.replace('_', "-"));
         // Nothing allowed; then only another port of the same host.
         for allowed in [vec![], vec![format!("127.0.0.1:{}", upstream.port() + 1)]] {
-            let (status, body) = fetch_via(&host, &id, client_fixture, &url, &allowed, &[]).await;
+            let (status, body) =
+                fetch_via(&host, &id, client_fixture, &url, &allowed, &[], &[]).await;
             assert_eq!((status, body.as_str()), (502, "error: HttpRequestDenied\n"));
             host.workload_stop(&id).await;
         }
@@ -155,7 +177,14 @@ impl OutgoingHandler for Reroute {
         let headers = request.headers_mut();
         headers.insert("x-rerouted-for", context.component.parse().unwrap());
         headers.remove(http::header::HOST);
-        self.inner.handle(context, request, options)
+        // The handler picked the destination, so it says it may be reached.
+        let mut context = context.clone();
+        context.addresses = Arc::new(AddressPolicy::new(
+            AllowedHosts::new(&[self.to.to_string()]),
+            Vec::new(),
+            false,
+        ));
+        self.inner.handle(&context, request, options)
     }
 }
 
@@ -177,6 +206,7 @@ async fn custom_outgoing_handler_is_called_for_p2_and_p3() {
             "http://elsewhere.invalid/x",
             &allowed,
             &[],
+            &[],
         )
         .await;
         assert_eq!(
@@ -196,6 +226,43 @@ async fn custom_outgoing_handler_is_called_for_p2_and_p3() {
     }
 }
 
+/// An allowed host name that resolves to loopback (or any private address:
+/// DNS rebinding, cloud metadata) does not open it: the request is denied
+/// without reaching the upstream, unless the port is one of the
+/// component's loopback ports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_name_resolving_to_loopback_is_denied() {
+    let (upstream, seen) = http_upstream(None, Behaviour::Hello).await;
+    let host = host_with(Arc::new(DefaultOutgoingHandler::builder().build().unwrap())).await;
+    let url = format!("http://localhost:{}/", upstream.port());
+    let allowed = vec![format!("localhost:{}", upstream.port())];
+    for client_fixture in CLIENTS {
+        let id = format!("{}-rebound", client_fixture.replace('_', "-"));
+        let (status, body) = fetch_via(&host, &id, client_fixture, &url, &allowed, &[], &[]).await;
+        assert_eq!((status, body.as_str()), (502, "error: HttpRequestDenied\n"));
+        let lines = logs::lines_with(&[
+            &format!("workload={id}"),
+            "resolves only to addresses the component may not reach",
+        ]);
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+    }
+    assert_eq!(seen.connections(), 0, "no connection was made");
+
+    // With its port among the loopback ports, the same name works.
+    let (status, body) = fetch_via(
+        &host,
+        "loopback-ok",
+        "http_client",
+        &url,
+        &allowed,
+        &[upstream.port()],
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(seen.connections(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_is_negotiated_by_alpn() {
     let pki = TestPki::new();
@@ -204,7 +271,16 @@ async fn http2_is_negotiated_by_alpn() {
     let host = host_with(trusting(&pki)).await;
     let url = format!("https://localhost:{}/", upstream.port());
     let allowed = vec![format!("localhost:{}", upstream.port())];
-    let (status, body) = fetch_via(&host, "h2", "http_client", &url, &allowed, &[]).await;
+    let (status, body) = fetch_via(
+        &host,
+        "h2",
+        "http_client",
+        &url,
+        &allowed,
+        &[upstream.port()],
+        &[],
+    )
+    .await;
     assert_eq!(
         (status, body.as_str()),
         (200, "upstream 200\nhello from upstream HTTP/2.0")
@@ -221,7 +297,7 @@ async fn sequential_requests_reuse_one_connection() {
     let host = host_with(Arc::new(DefaultOutgoingHandler::builder().build().unwrap())).await;
     let url = format!("http://127.0.0.1:{}/", upstream.port());
     let allowed = vec![format!("127.0.0.1:{}", upstream.port())];
-    let (status, body) = fetch_via(&host, "reuse", "http_client", &url, &allowed, &[]).await;
+    let (status, body) = fetch_via(&host, "reuse", "http_client", &url, &allowed, &[], &[]).await;
     assert_eq!(status, 200, "{body}");
     for _ in 0..9 {
         let (status, body) = get(&client(), host.http_addr().unwrap(), "reuse.test", "/").await;
@@ -232,7 +308,7 @@ async fn sequential_requests_reuse_one_connection() {
 
     // Stopping the workload releases its pool: a new one connects afresh.
     host.workload_stop("reuse").await;
-    let (status, body) = fetch_via(&host, "reuse", "http_client", &url, &allowed, &[]).await;
+    let (status, body) = fetch_via(&host, "reuse", "http_client", &url, &allowed, &[], &[]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(seen.connections(), 2);
 }
@@ -247,7 +323,8 @@ async fn timeouts_map_to_wasi_http_error_codes() {
     let url = format!("http://127.0.0.1:{}/", hole.port());
     let allowed = vec![format!("127.0.0.1:{}", hole.port())];
     let env = [short("CONNECT_TIMEOUT_MS")];
-    let (status, body) = fetch_via(&host, "t-connect", "http_client", &url, &allowed, &env).await;
+    let (status, body) =
+        fetch_via(&host, "t-connect", "http_client", &url, &allowed, &[], &env).await;
     assert_eq!((status, body.as_str()), (502, "error: ConnectionTimeout\n"));
 
     // First byte: the upstream takes 3 s to answer.
@@ -255,7 +332,8 @@ async fn timeouts_map_to_wasi_http_error_codes() {
     let url = format!("http://127.0.0.1:{}/", slow.port());
     let allowed = vec![format!("127.0.0.1:{}", slow.port())];
     let env = [short("FIRST_BYTE_TIMEOUT_MS")];
-    let (status, body) = fetch_via(&host, "t-first", "http_client", &url, &allowed, &env).await;
+    let (status, body) =
+        fetch_via(&host, "t-first", "http_client", &url, &allowed, &[], &env).await;
     assert_eq!(
         (status, body.as_str()),
         (502, "error: ConnectionReadTimeout\n")
@@ -266,7 +344,8 @@ async fn timeouts_map_to_wasi_http_error_codes() {
     let url = format!("http://127.0.0.1:{}/", stall.port());
     let allowed = vec![format!("127.0.0.1:{}", stall.port())];
     let env = [short("BETWEEN_BYTES_TIMEOUT_MS")];
-    let (status, body) = fetch_via(&host, "t-between", "http_client", &url, &allowed, &env).await;
+    let (status, body) =
+        fetch_via(&host, "t-between", "http_client", &url, &allowed, &[], &env).await;
     assert_eq!(status, 502, "{body}");
     // The guest hits it while reading the body, after the headers came.
     assert!(

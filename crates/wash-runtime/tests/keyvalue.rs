@@ -137,6 +137,30 @@ async fn conformance(host: &Host, id: &str, backend: &str) {
         "{backend}: delete absent"
     );
 
+    // Empty bucket and key names are refused alike by every backend (the
+    // guest prints the error with `{:?}`, whose shape depends on its
+    // bindings generator; the host's message is what matters).
+    for (path, message) in [
+        ("/kv//k", "bucket name is empty"),
+        ("/kv/b1//exists", "key name is empty"),
+    ] {
+        let (status, body) = call(
+            if path.ends_with("exists") {
+                "POST"
+            } else {
+                "GET"
+            },
+            path.into(),
+            "",
+        )
+        .await;
+        assert_eq!(status, 500, "{backend}: {path}: {body}");
+        assert!(
+            body.contains(&format!("Other(\"{message}\")")),
+            "{backend}: {path}: {body}"
+        );
+    }
+
     // Keys and bucket names with characters backends cannot store as-is.
     let odd = "/kv/odd%20bucket.x/a.b%20c=d..e";
     assert_eq!(call("PUT", odd.into(), "odd").await, ok("set"), "{backend}");

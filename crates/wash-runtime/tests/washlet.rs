@@ -35,6 +35,7 @@ async fn a_started_washlet_answers_the_first_request() {
                 labels: BTreeMap::new(),
                 heartbeat_interval: Duration::from_secs(60),
                 max_request: DEFAULT_MAX_REQUEST,
+                max_in_flight: wash_runtime::washlet::DEFAULT_MAX_IN_FLIGHT,
             },
         )
         .await
@@ -50,4 +51,26 @@ async fn a_started_washlet_answers_the_first_request() {
         assert_eq!(heartbeat.id, host_id);
         washlet.stop();
     }
+}
+
+/// Two starts of the same workload at once (a control plane retrying, or
+/// two operators): one workload, and both learn how its start ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_starts_of_one_id_make_one_workload() {
+    use wash_runtime::host::HostApi;
+    let host = HostBuilder::new()
+        .with_engine(common::engine())
+        .start()
+        .await
+        .expect("host");
+    let workload = common::http_workload("twice", common::fixture("http_hello_world"), &[]);
+    let (a, b) = tokio::join!(
+        host.workload_start("twice", workload.clone()),
+        host.workload_start("twice", workload.clone()),
+    );
+    let running = wash_runtime::types::WorkloadState::Running;
+    assert_eq!(a.unwrap().workload_state, running);
+    assert_eq!(b.unwrap().workload_state, running);
+    assert_eq!(host.stats().workloads, 1);
+    assert_eq!(host.engine().loads(), 1);
 }

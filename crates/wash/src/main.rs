@@ -74,12 +74,21 @@ fn init_logging(cli: &Cli) {
         eprintln!("warning: invalid log filter `{filter}` ({e}); using `{default}`");
         tracing_subscriber::EnvFilter::new(default)
     });
+    // async-nats logs whole messages at trace, and control messages carry
+    // credentials (image pull secrets): its trace events never get out.
+    let no_payloads = tracing_subscriber::filter::filter_fn(|meta| {
+        !(meta.target().starts_with("async_nats") && *meta.level() == tracing::Level::TRACE)
+    });
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let output = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_target(false)
         .compact()
-        .init();
+        .with_filter(filter)
+        .with_filter(no_payloads);
+    tracing_subscriber::registry().with(output).init();
 }

@@ -246,6 +246,7 @@ async fn dev_trusts_extra_cas_for_outbound_https() {
     command
         .args(["dev", "--no-watch", "--address", "127.0.0.1:0"])
         .args(["--env", &format!("URL={url}"), "--allow-host", &allow])
+        .args(["--allow-loopback-port", &upstream.port().to_string()])
         .arg("--http-client-ca-path")
         .arg(&ca_file)
         .arg(&client);
@@ -259,6 +260,7 @@ async fn dev_trusts_extra_cas_for_outbound_https() {
     command
         .args(["dev", "--no-watch", "--address", "127.0.0.1:0"])
         .args(["--env", &format!("URL={url}"), "--allow-host", &allow])
+        .args(["--allow-loopback-port", &upstream.port().to_string()])
         .arg(&client);
     let dev = Running::spawn(command);
     let serving = url_in(&dev.wait_for("Serving", REBUILD).await);
@@ -274,7 +276,8 @@ async fn dev_trusts_extra_cas_for_outbound_https() {
     std::fs::write(
         dir.path().join(".wash/config.yaml"),
         format!(
-            "workload:\n  environment:\n    URL: {url}\n  allowedHosts: [\"{allow}\"]\ndev:\n  tls_ca_path: ca.pem\n"
+            "workload:\n  environment:\n    URL: {url}\n  allowedHosts: [\"{allow}\"]\n  allowedHostLoopbackPorts: [{}]\ndev:\n  tls_ca_path: ca.pem\n",
+            upstream.port()
         ),
     )
     .unwrap();
@@ -396,4 +399,58 @@ async fn a_request_during_the_first_compile_waits_for_it() {
         "the port opened only after the compile; this test no longer covers the start"
     );
     assert!(dev.terminate().await);
+}
+
+/// A workload's secret, read by the component, never reaches the log, even
+/// at trace level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_log_even_at_trace_level() {
+    const SECRET: &str = "dev-secret-value-that-must-stay-hidden";
+    // Everything at trace but the compiler's own passes, which log nothing
+    // of a workload's and take minutes to print.
+    const TRACE: &str = "trace,cranelift_codegen=info,regalloc2=info,wasmtime_cranelift=info";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".wash")).unwrap();
+    std::fs::write(
+        dir.path().join(".wash/config.yaml"),
+        "workload:\n  secrets:\n    api-key: env:WASH_TEST_API_KEY\n",
+    )
+    .unwrap();
+    let mut command = wash();
+    command
+        .env("WASH_TEST_API_KEY", SECRET)
+        .args([
+            "-l",
+            TRACE,
+            "dev",
+            "--no-watch",
+            "--address",
+            "127.0.0.1:0",
+            "-C",
+        ])
+        .arg(dir.path())
+        .arg(fixture("plugin_probe"));
+    let dev = Running::spawn(command);
+    let url = url_in(&dev.wait_for("Serving", REBUILD).await);
+    assert_eq!(
+        get(&format!("{url}secret/api-key")).await,
+        (200, SECRET.len().to_string())
+    );
+    let (stdout, stderr) = (dev.stdout.clone(), dev.stderr.clone());
+    assert!(dev.terminate().await);
+    // Everything it wrote, up to its last line.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !stdout.lock().unwrap().iter().any(|l| l.contains("Stopped")) {
+        assert!(std::time::Instant::now() < deadline, "no `Stopped` line");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (stdout, stderr) = (
+        stdout.lock().unwrap().join("\n"),
+        stderr.lock().unwrap().join("\n"),
+    );
+    assert!(stderr.lines().count() > 50, "trace logging is on: {stderr}");
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "the secret was logged"
+    );
 }

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 const USER: &str = "washer";
 const PASSWORD: &str = "wash-secret";
+/// A secret a workload reads through `wasmcloud:secrets`.
+const API_KEY: &str = "api-key-value-that-must-stay-hidden";
 /// bcrypt (cost 5) of `PASSWORD`, as `htpasswd -B` would write it.
 const HASH: &str = "$2b$05$.BSBW.L6g4twcB7ULSe1S.5PCdzCmAcsq1sYnZWRcfbIjqrhJYQxK";
 
@@ -102,12 +104,15 @@ async fn private_registry_takes_flags_docker_config_and_start_request_credential
     let mut command = wash();
     command
         .args([
+            "-l",
+            "trace,cranelift_codegen=info,regalloc2=info,wasmtime_cranelift=info",
             "host",
             "--host-id",
             "hp",
             "--scheduler-nats-url",
             &nats.url(),
         ])
+        .env("WASH_TEST_API_KEY", API_KEY)
         .args(["--http-addr", &format!("127.0.0.1:{http}")])
         .args(["--allow-insecure-registries", &registry.address()])
         .arg("--oci-cache-dir")
@@ -124,7 +129,10 @@ async fn private_registry_takes_flags_docker_config_and_start_request_credential
         }
         json!({"workloadId": "private", "workload": {"name": "private", "witWorld": {
             "components": [component],
-            "hostInterfaces": [{"namespace": "wasi", "package": "http", "interfaces": ["incoming-handler"], "config": {"host": "private.test"}}]
+            "hostInterfaces": [
+                {"namespace": "wasi", "package": "http", "interfaces": ["incoming-handler"], "config": {"host": "private.test"}},
+                {"namespace": "wasmcloud", "package": "secrets", "interfaces": ["store", "reveal"], "config": {"api-key": "env:WASH_TEST_API_KEY"}}
+            ]
         }}})
             .to_string()
     };
@@ -158,14 +166,14 @@ async fn private_registry_takes_flags_docker_config_and_start_request_credential
         allowed["workloadStatus"]["workloadState"], "WORKLOAD_STATE_RUNNING",
         "{allowed}"
     );
-    // The password is never echoed back or logged.
+    // Neither the registry password nor the workload's secret is echoed
+    // back or logged, even at trace level.
     assert!(!allowed.to_string().contains(PASSWORD));
-    assert!(
-        host.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .chain(host.stderr.lock().unwrap().iter())
-            .all(|line| !line.contains(PASSWORD))
-    );
+    let stdout = host.stdout.lock().unwrap().join("\n");
+    let stderr = host.stderr.lock().unwrap().join("\n");
+    assert!(stderr.lines().count() > 50, "trace logging is on: {stderr}");
+    for secret in [PASSWORD, API_KEY] {
+        assert!(!stdout.contains(secret), "`{secret}` on stdout");
+        assert!(!stderr.contains(secret), "`{secret}` on stderr");
+    }
 }

@@ -329,7 +329,7 @@ pub(crate) struct InstanceState {
     /// that finished drops its receiver, and its sender is pruned.
     watchers: Mutex<Vec<oneshot::Sender<InstanceEnd>>>,
     /// Released only after the store is dropped (see `drop`).
-    slot: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    slot: Mutex<Option<super::store::InstanceSlot>>,
 }
 
 impl WorkerState for InstanceState {

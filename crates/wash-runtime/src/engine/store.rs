@@ -57,6 +57,40 @@ pub(crate) struct InstanceTemplate {
     pub(crate) bindings: Bindings,
     /// Instance slots of the host: one is held for each live instance.
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
+    /// This component's share of them: however hostile its guests or its
+    /// traffic, it never holds every slot of the host.
+    pub(crate) share: Arc<tokio::sync::Semaphore>,
+    /// What the workload's guests may still log, and other shared limits.
+    pub(crate) log_budget: Arc<WorkloadLimits>,
+}
+
+/// Outbound HTTP requests one workload may have in flight at once.
+pub(crate) const MAX_OUTBOUND_REQUESTS: usize = 256;
+
+/// Limits shared by every component and instance of one workload.
+#[derive(Debug)]
+pub(crate) struct WorkloadLimits {
+    /// Guest output the workload may still log.
+    pub(crate) log: LogBudget,
+    /// Outbound HTTP requests in flight (responses not yet dropped).
+    pub(crate) outbound: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for WorkloadLimits {
+    fn default() -> Self {
+        Self {
+            log: LogBudget::default(),
+            outbound: Arc::new(tokio::sync::Semaphore::new(MAX_OUTBOUND_REQUESTS)),
+        }
+    }
+}
+
+/// The instance slots a live instance holds: its component's and the
+/// host's. Drop it after the instance's store.
+#[derive(Debug)]
+pub(crate) struct InstanceSlot {
+    _share: tokio::sync::OwnedSemaphorePermit,
+    _host: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The data of every store: WASI, HTTP and plugin state of one instance.
@@ -148,16 +182,26 @@ impl Drop for LiveGuard {
 impl InstanceTemplate {
     /// Waits (up to `wait`) for an instance slot. Hold the permit until the
     /// instance's store is dropped: the pool slot is freed with the store.
-    async fn slot(
-        &self,
-        wait: std::time::Duration,
-    ) -> Result<tokio::sync::OwnedSemaphorePermit, super::HostBusy> {
-        // A free slot is the common case: no timer for it.
-        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(permit);
+    async fn slot(&self, wait: std::time::Duration) -> Result<InstanceSlot, super::HostBusy> {
+        // Free slots are the common case: no timer for them.
+        if let Ok(share) = self.share.clone().try_acquire_owned()
+            && let Ok(host) = self.slots.clone().try_acquire_owned()
+        {
+            return Ok(InstanceSlot {
+                _share: share,
+                _host: host,
+            });
         }
-        match tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
+        let both = async {
+            let share = self.share.clone().acquire_owned().await.ok()?;
+            let host = self.slots.clone().acquire_owned().await.ok()?;
+            Some(InstanceSlot {
+                _share: share,
+                _host: host,
+            })
+        };
+        match tokio::time::timeout(wait, both).await {
+            Ok(Some(slot)) => Ok(slot),
             _ => Err(super::HostBusy),
         }
     }
@@ -169,7 +213,7 @@ impl InstanceTemplate {
         &self,
         engine: &Engine,
         timeout: std::time::Duration,
-    ) -> wasmtime::Result<(Store<StoreState>, tokio::sync::OwnedSemaphorePermit)> {
+    ) -> wasmtime::Result<(Store<StoreState>, InstanceSlot)> {
         let slot = self.slot(timeout).await.map_err(wasmtime::Error::new)?;
         let mut store = self.new_store(engine)?;
         store
@@ -183,8 +227,16 @@ impl InstanceTemplate {
     pub(crate) fn new_store(&self, engine: &Engine) -> wasmtime::Result<Store<StoreState>> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&self.env)
-            .stdout(GuestOutput::new(self.labels.clone(), "stdout"))
-            .stderr(GuestOutput::new(self.labels.clone(), "stderr"));
+            .stdout(GuestOutput::new(
+                self.labels.clone(),
+                "stdout",
+                self.log_budget.clone(),
+            ))
+            .stderr(GuestOutput::new(
+                self.labels.clone(),
+                "stderr",
+                self.log_budget.clone(),
+            ));
         for dir in &self.preopens {
             let perms = if dir.read_only {
                 FsPerms::ReadOnly
@@ -245,15 +297,86 @@ const MAX_LINE: usize = 16 * 1024;
 
 /// Guest stdout/stderr, turned into log lines tagged with workload and
 /// component.
+/// Lines of guest output a workload may log per second, sustained...
+const LOG_LINES_PER_SECOND: f64 = 100.0;
+/// ...and in a burst.
+const LOG_BURST: f64 = 500.0;
+
+/// How much guest output one workload may still put in the host's log: a
+/// token bucket, so a guest printing in a loop cannot drown the log or
+/// slow the host. What is dropped is counted and reported.
+#[derive(Debug)]
+pub(crate) struct LogBudget(std::sync::Mutex<Bucket>);
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+    dropped: u64,
+}
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(Bucket {
+            tokens: LOG_BURST,
+            refilled: Instant::now(),
+            dropped: 0,
+        }))
+    }
+}
+
+impl LogBudget {
+    /// Whether one more line may be logged; if so, how many were dropped
+    /// since the last line that was.
+    fn take(&self) -> Option<u64> {
+        let mut bucket = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * LOG_LINES_PER_SECOND).min(LOG_BURST);
+        bucket.refilled = now;
+        if bucket.tokens < 1.0 {
+            bucket.dropped += 1;
+            return None;
+        }
+        bucket.tokens -= 1.0;
+        Some(std::mem::take(&mut bucket.dropped))
+    }
+
+    /// Lines dropped and not yet reported; the count starts again.
+    fn take_dropped(&self) -> u64 {
+        let mut bucket = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut bucket.dropped)
+    }
+}
+
 #[derive(Clone)]
 struct GuestOutput {
     labels: Arc<GuestLabels>,
     stream: &'static str,
+    budget: Arc<WorkloadLimits>,
 }
 
 impl GuestOutput {
-    fn new(labels: Arc<GuestLabels>, stream: &'static str) -> Self {
-        Self { labels, stream }
+    fn new(labels: Arc<GuestLabels>, stream: &'static str, budget: Arc<WorkloadLimits>) -> Self {
+        Self {
+            labels,
+            stream,
+            budget,
+        }
+    }
+
+    /// One line for the guest output dropped since the last report.
+    fn report_dropped(&self, dropped: u64) {
+        if dropped > 0 {
+            tracing::warn!(
+                target: "wash::guest",
+                workload = %self.labels.workload_id,
+                component = %self.labels.component,
+                dropped,
+                "{dropped} lines of guest output dropped: the workload logs more than \
+                 {LOG_LINES_PER_SECOND} lines a second"
+            );
+        }
     }
 
     fn writer(&self) -> LineWriter {
@@ -306,6 +429,11 @@ impl LineWriter {
             return;
         }
         let labels = &self.output.labels;
+        let Some(dropped) = self.output.budget.log.take() else {
+            self.pending.clear();
+            return;
+        };
+        self.output.report_dropped(dropped);
         tracing::info!(
             target: "wash::guest",
             workload = %labels.workload_id,
@@ -322,6 +450,9 @@ impl Drop for LineWriter {
         if !self.pending.is_empty() {
             self.emit();
         }
+        // A flood that ends with its instance is still counted, once.
+        self.output
+            .report_dropped(self.output.budget.log.take_dropped());
     }
 }
 

@@ -14,7 +14,9 @@ use super::instances::{ComponentInstances, HttpWorld, Reuse};
 use super::store::{GuestLabels, InstanceTemplate, Preopen, StoreState};
 use super::{CacheOutcome, CompiledComponent, Engine, EngineError};
 use crate::host::egress::sockets::SocketPolicy;
-use crate::host::egress::{AllowedHosts, GuestEgress, OutgoingHandler, OutgoingRequestContext};
+use crate::host::egress::{
+    AddressPolicy, AllowedHosts, GuestEgress, OutgoingHandler, OutgoingRequestContext,
+};
 use crate::host::invoke::ComponentHandle;
 use crate::plugin::{BindingsBuilder, HostPlugin, ItemBind, PluginError};
 use crate::types::{Component, Workload};
@@ -189,6 +191,10 @@ pub(crate) struct ResolveContext<'a> {
     pub(crate) idle_timeout: Duration,
     pub(crate) live: Arc<AtomicUsize>,
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
+    /// Slots one component may hold at once.
+    pub(crate) component_slots: usize,
+    /// What the workload's components share: log budget, outbound cap.
+    pub(crate) limits: Arc<super::store::WorkloadLimits>,
     /// Whether guests may reach private and special address ranges through
     /// host names.
     pub(crate) allow_private: bool,
@@ -438,10 +444,16 @@ impl ResolveContext<'_> {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let allowed = Arc::new(AllowedHosts::new(&resources.allowed_hosts));
+        let addresses = Arc::new(AddressPolicy::new(
+            AllowedHosts::new(&resources.allowed_hosts),
+            loopback_ports,
+            self.allow_private,
+        ));
+        let allowed = addresses.allowed.clone();
         let context = Arc::new(OutgoingRequestContext {
             workload_id: self.workload_id.clone(),
             component: name,
+            addresses,
         });
         Ok(InstanceTemplate {
             labels,
@@ -456,17 +468,15 @@ impl ResolveContext<'_> {
                 handler: self.outgoing.clone(),
                 allowed: allowed.clone(),
                 context: context.clone(),
+                in_flight: self.limits.outbound.clone(),
             },
-            sockets: Arc::new(SocketPolicy {
-                allowed,
-                loopback_ports,
-                allow_private: self.allow_private,
-                context,
-            }),
+            sockets: Arc::new(SocketPolicy { context }),
             name_lookups: !resources.allowed_ip_name_lookups.is_empty(),
             bindings,
             live: self.live.clone(),
             slots: self.slots.clone(),
+            share: Arc::new(tokio::sync::Semaphore::new(self.component_slots)),
+            log_budget: self.limits.clone(),
         })
     }
 }

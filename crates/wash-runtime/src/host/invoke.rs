@@ -14,7 +14,7 @@ use crate::engine::store::{InstanceTemplate, StoreState};
 pub struct InstanceStore {
     // Declared first: dropped (freeing the pool slot) before the permit.
     store: Store<StoreState>,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    _slot: crate::engine::store::InstanceSlot,
 }
 
 impl std::ops::Deref for InstanceStore {

@@ -131,6 +131,8 @@ pub struct HostStats {
     pub live_instances: usize,
     /// Requests held until the workload that will serve them has started.
     pub held_requests: usize,
+    /// Requests being served by components right now.
+    pub requests_in_flight: usize,
 }
 
 /// Builds a [`Host`].
@@ -153,6 +155,7 @@ pub struct HostBuilder {
     request_timeout: Duration,
     idle_timeout: Duration,
     allow_private_networks: bool,
+    component_slots: Option<usize>,
     plugins: Vec<Arc<dyn HostPlugin>>,
 }
 
@@ -172,8 +175,17 @@ impl HostBuilder {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             idle_timeout: crate::engine::DEFAULT_IDLE_TIMEOUT,
             allow_private_networks: false,
+            component_slots: None,
             plugins: Vec::new(),
         }
+    }
+
+    /// How many of the engine's instances one component may hold at once
+    /// (default: half), so that a flood of slow or hostile requests to one
+    /// component leaves room for every other.
+    pub fn with_max_instances_per_component(mut self, max: usize) -> Self {
+        self.component_slots = Some(max.max(1));
+        self
     }
 
     /// Pulls components that name an `image` with this client.
@@ -276,6 +288,10 @@ impl HostBuilder {
                 server: tokio::sync::Mutex::new(server),
                 live: Arc::new(AtomicUsize::new(0)),
                 slots: Arc::new(tokio::sync::Semaphore::new(engine_slots)),
+                component_slots: self
+                    .component_slots
+                    .unwrap_or(engine_slots / 2)
+                    .clamp(1, engine_slots),
                 generation: AtomicU64::new(0),
             }),
         })
@@ -317,6 +333,8 @@ struct HostInner {
     live: Arc<AtomicUsize>,
     /// One permit per instance the engine can hold at once.
     slots: Arc<tokio::sync::Semaphore>,
+    /// How many of them one component may hold.
+    component_slots: usize,
     generation: AtomicU64,
 }
 
@@ -328,6 +346,8 @@ pub(crate) struct Registry {
     changed: tokio::sync::Notify,
     /// Requests waiting on a starting workload right now.
     pub(crate) held: AtomicUsize,
+    /// Requests being served right now.
+    pub(crate) in_flight: AtomicUsize,
 }
 
 /// Write access to the slots; waiters are woken when it ends.
@@ -481,6 +501,7 @@ impl Host {
                 .sum(),
             live_instances: self.inner.live.load(Ordering::Relaxed),
             held_requests: self.inner.registry.held.load(Ordering::Relaxed),
+            requests_in_flight: self.inner.registry.in_flight.load(Ordering::Relaxed),
         }
     }
 
@@ -558,32 +579,66 @@ impl Host {
         }
     }
 
+    /// The status a start in progress (`generation`) ends with: a replayed
+    /// start reports the first start's outcome instead of a second
+    /// workload or a bare "starting".
+    async fn outcome_of(&self, id: &str, generation: u64) -> WorkloadStatus {
+        loop {
+            let changed = self.inner.registry.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.inner.registry.read().get(id) {
+                Some(Slot::Starting { generation: g, .. }) if *g == generation => {}
+                Some(Slot::Running { .. }) => {
+                    return WorkloadStatus::new(id, WorkloadState::Running, "");
+                }
+                Some(Slot::Failed { message, .. }) => {
+                    return WorkloadStatus::new(id, WorkloadState::Error, message.clone());
+                }
+                Some(Slot::Starting { .. }) => {
+                    return WorkloadStatus::new(id, WorkloadState::Starting, "");
+                }
+                None => return WorkloadStatus::new(id, WorkloadState::NotFound, ""),
+            }
+            changed.await;
+        }
+    }
+
     async fn start_inner(&self, id: &str, workload: Workload) -> Result<WorkloadStatus, HostError> {
         let inner = &self.inner;
         let spec = Arc::new(workload);
         let generation = inner.generation.fetch_add(1, Ordering::Relaxed);
-        {
+        let replayed = {
             let mut slots = inner.registry.write();
-            match slots.get(id) {
+            let replayed = match slots.get(id) {
                 Some(Slot::Running { spec: existing, .. }) if **existing == *spec => {
                     return Ok(WorkloadStatus::new(id, WorkloadState::Running, ""));
                 }
-                Some(Slot::Starting { spec: existing, .. }) if **existing == *spec => {
-                    return Ok(WorkloadStatus::new(id, WorkloadState::Starting, ""));
-                }
-                Some(Slot::Failed { .. }) | None => {}
+                Some(Slot::Starting {
+                    spec: existing,
+                    generation: first,
+                }) if **existing == *spec => Some(*first),
+                Some(Slot::Failed { .. }) | None => None,
                 Some(slot) => {
                     tracing::debug!(existing = %slot.spec().name, "workload id conflict");
                     return Err(HostError::WorkloadIdConflict(id.to_string()));
                 }
+            };
+            if replayed.is_none() {
+                slots.insert(
+                    id.to_string(),
+                    Slot::Starting {
+                        spec: spec.clone(),
+                        generation,
+                    },
+                );
             }
-            slots.insert(
-                id.to_string(),
-                Slot::Starting {
-                    spec: spec.clone(),
-                    generation,
-                },
-            );
+            replayed
+        };
+        // The same start again while the first is under way: one workload,
+        // and this caller learns how the first start ends.
+        if let Some(first) = replayed {
+            return Ok(self.outcome_of(id, first).await);
         }
 
         let result = self.resolve(id, &spec).await;
@@ -648,21 +703,28 @@ impl Host {
         }
         let (volumes, scratch) = prepare_volumes(workload)?;
         let workload_id: Arc<str> = id.into();
+        let limits = Arc::default();
         let workload = &self.pull_images(workload).await?;
 
         // 1. Compile (CPU-bound: off the async workers) and find who
         //    provides each import.
         let compiled = self
-            .blocking(&workload_id, workload, &volumes, |context, spec| {
-                spec.components
-                    .iter()
-                    .map(|component| {
-                        let compiled = context.compile(spec, component)?;
-                        let imports = context.plugin_imports(spec, component, &compiled)?;
-                        Ok((compiled, imports))
-                    })
-                    .collect::<Result<Vec<_>, ResolveError>>()
-            })
+            .blocking(
+                &workload_id,
+                workload,
+                &volumes,
+                &limits,
+                |context, spec| {
+                    spec.components
+                        .iter()
+                        .map(|component| {
+                            let compiled = context.compile(spec, component)?;
+                            let imports = context.plugin_imports(spec, component, &compiled)?;
+                            Ok((compiled, imports))
+                        })
+                        .collect::<Result<Vec<_>, ResolveError>>()
+                },
+            )
             .await??;
 
         // 2. Bind the plugins the workload uses.
@@ -670,15 +732,21 @@ impl Host {
 
         // 3. Link and pre-instantiate.
         let linked = self
-            .blocking(&workload_id, workload, &volumes, move |context, spec| {
-                spec.components
-                    .iter()
-                    .zip(compiled)
-                    .map(|(component, (compiled, imports))| {
-                        context.link(spec, component, compiled, &imports)
-                    })
-                    .collect::<Result<Vec<_>, ResolveError>>()
-            })
+            .blocking(
+                &workload_id,
+                workload,
+                &volumes,
+                &limits,
+                move |context, spec| {
+                    spec.components
+                        .iter()
+                        .zip(compiled)
+                        .map(|(component, (compiled, imports))| {
+                            context.link(spec, component, compiled, &imports)
+                        })
+                        .collect::<Result<Vec<_>, ResolveError>>()
+                },
+            )
             .await;
         let components = match linked {
             Ok(Ok(components)) => components,
@@ -779,6 +847,7 @@ impl Host {
         workload_id: &Arc<str>,
         workload: &Arc<Workload>,
         volumes: &Arc<Vec<(String, PathBuf)>>,
+        limits: &Arc<crate::engine::store::WorkloadLimits>,
         work: F,
     ) -> Result<R, HostError>
     where
@@ -787,6 +856,7 @@ impl Host {
     {
         let host = self.clone();
         let (workload_id, spec, volumes) = (workload_id.clone(), workload.clone(), volumes.clone());
+        let limits = limits.clone();
         self.inner
             .engine
             .prepare(move || {
@@ -802,6 +872,8 @@ impl Host {
                     idle_timeout: inner.idle_timeout,
                     live: inner.live.clone(),
                     slots: inner.slots.clone(),
+                    component_slots: inner.component_slots,
+                    limits: limits.clone(),
                     allow_private: inner.allow_private_networks,
                     volumes: &volumes,
                 };

@@ -19,6 +19,7 @@ mod fs;
 pub mod keyvalue;
 pub mod logging;
 pub mod messaging;
+pub(crate) mod names;
 pub(crate) mod nats;
 pub mod secrets;
 pub(crate) mod wit;

@@ -29,6 +29,9 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
 /// Requests larger than this are refused (the workload spec, not the
 /// component: components come from registries).
 pub const DEFAULT_MAX_REQUEST: usize = 512 * 1024;
+/// Control requests handled at once; beyond this, a request gets a "busy"
+/// error reply at once instead of more memory and CPU.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
 /// Who the host is on the control plane.
 #[derive(Debug, Clone)]
@@ -45,6 +48,8 @@ pub struct WashletConfig {
     pub heartbeat_interval: Duration,
     /// Largest accepted request, in bytes.
     pub max_request: usize,
+    /// Requests handled at once (see [`DEFAULT_MAX_IN_FLIGHT`]).
+    pub max_in_flight: usize,
 }
 
 /// Errors starting the washlet.
@@ -152,22 +157,50 @@ impl Washlet {
 
 async fn serve(inner: Arc<Inner>, mut subscriber: async_nats::Subscriber) {
     let prefix = format!("runtime.host.{}.", inner.config.host_id);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(
+        inner.config.max_in_flight.max(1),
+    ));
+    let mut unanswerable: u64 = 0;
     while let Some(message) = subscriber.next().await {
-        let inner = inner.clone();
+        // Nobody waits for the answer to a message without a reply
+        // subject: drop it before it costs anything.
+        let Some(reply_to) = message.reply.clone() else {
+            unanswerable += 1;
+            if unanswerable.is_power_of_two() {
+                tracing::warn!(
+                    subject = %message.subject,
+                    total = unanswerable,
+                    "control messages without a reply subject are ignored"
+                );
+            }
+            continue;
+        };
         let operation = message
             .subject
             .strip_prefix(&prefix)
             .unwrap_or_default()
             .to_string();
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            // Busy: say so now, cheaply, rather than queue without bound.
+            let busy = failure(
+                "",
+                format!(
+                    "host is busy: {} control requests are in progress; retry shortly",
+                    inner.config.max_in_flight
+                ),
+            );
+            if let Err(e) = inner.nats.publish(reply_to, busy).await {
+                tracing::debug!(%operation, "cannot send busy reply: {e}");
+            }
+            continue;
+        };
+        let inner = inner.clone();
         tokio::spawn(async move {
-            let Some(reply_to) = message.reply.clone() else {
-                tracing::warn!(subject = %message.subject, "control message without a reply subject ignored");
-                return;
-            };
             let reply = inner.handle(&operation, &message.payload).await;
             if let Err(e) = inner.nats.publish(reply_to, reply).await {
                 tracing::warn!(%operation, "cannot send reply: {e}");
             }
+            drop(permit);
         });
     }
 }

@@ -78,6 +78,11 @@ pub struct DevArgs {
     #[arg(long = "allow-host", value_name = "PATTERN")]
     pub allowed_hosts: Vec<String>,
 
+    /// Loopback port the component may reach (repeatable). A host name
+    /// that resolves to loopback, such as `localhost`, reaches only these.
+    #[arg(long = "allow-loopback-port", value_name = "PORT")]
+    pub loopback_ports: Vec<u16>,
+
     /// Extra CA certificates (PEM) to trust for outbound HTTPS, on top of
     /// the webpki roots (repeatable).
     #[arg(long = "http-client-ca-path", value_name = "FILE")]
@@ -217,11 +222,33 @@ struct Dev {
     resources: LocalResources,
     reuse: (i32, i32, i32),
     volumes: Vec<Volume>,
+    /// `wasmcloud:secrets` sources by secret name (`env:VAR`, `file:path`).
+    secrets: std::collections::BTreeMap<String, String>,
     deployments: u64,
     current: Option<Deployed>,
 }
 
 impl Dev {
+    /// HTTP, and the secrets the config names.
+    fn host_interfaces(&self) -> Vec<WitInterface> {
+        let mut interfaces = vec![WitInterface {
+            namespace: "wasi".into(),
+            package: "http".into(),
+            interfaces: vec!["incoming-handler".into()],
+            ..Default::default()
+        }];
+        if !self.secrets.is_empty() {
+            interfaces.push(WitInterface {
+                namespace: "wasmcloud".into(),
+                package: "secrets".into(),
+                interfaces: vec!["store".into(), "reveal".into()],
+                config: self.secrets.clone(),
+                ..Default::default()
+            });
+        }
+        interfaces
+    }
+
     /// Starts `artifact` as a new workload and retires the previous one.
     async fn deploy(&mut self, artifact: &Path) -> Result<Option<CacheOutcome>> {
         let bytes = std::fs::read(artifact)
@@ -245,12 +272,7 @@ impl Dev {
                 ..Default::default()
             }],
             volumes: self.volumes.clone(),
-            host_interfaces: vec![WitInterface {
-                namespace: "wasi".into(),
-                package: "http".into(),
-                interfaces: vec!["incoming-handler".into()],
-                ..Default::default()
-            }],
+            host_interfaces: self.host_interfaces(),
             ..Default::default()
         };
         let spinner = output::spinner(format!(
@@ -350,6 +372,12 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
                 .chain(&args.allowed_hosts)
                 .cloned()
                 .collect(),
+            allowed_host_loopback_ports: workload_config
+                .allowed_host_loopback_ports
+                .iter()
+                .chain(&args.loopback_ports)
+                .map(u16::to_string)
+                .collect(),
             environment: workload_config
                 .environment
                 .clone()
@@ -361,6 +389,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
             ..Default::default()
         },
         volumes: volumes(&dev_config),
+        secrets: workload_config.secrets.clone(),
         reuse: (
             i32::from(args.pool_size),
             i32::try_from(args.max_invocations).unwrap_or(i32::MAX),

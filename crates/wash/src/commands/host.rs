@@ -322,6 +322,7 @@ pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
             labels,
             heartbeat_interval: args.heartbeat_interval,
             max_request: DEFAULT_MAX_REQUEST,
+            max_in_flight: wash_runtime::washlet::DEFAULT_MAX_IN_FLIGHT,
         },
     )
     .await?;

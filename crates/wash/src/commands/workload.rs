@@ -111,12 +111,17 @@ async fn call<T: Serialize>(
         .context("the host's reply carries no workload status")
 }
 
+/// A workload file (YAML, which JSON is too).
+fn parse_workload(text: &str) -> Result<Workload, serde_norway::Error> {
+    serde_norway::from_str(text)
+}
+
 pub async fn run(global: &GlobalArgs, args: WorkloadArgs) -> Result<()> {
     let (target, status) = match args.command {
         WorkloadCommand::Start { target, file, id } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let workload: Workload = serde_norway::from_str(&text)
+            let workload = parse_workload(&text)
                 .with_context(|| format!("{} is not a valid workload", file.display()))?;
             let id = id.unwrap_or_else(|| workload.name.clone());
             if id.is_empty() {
@@ -179,4 +184,73 @@ pub async fn run(global: &GlobalArgs, args: WorkloadArgs) -> Result<()> {
         bail!("the host reported an error");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+    use wash_runtime::types::{Component, WitInterface};
+
+    use super::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 :.#'\"-]{0,12}"
+    }
+
+    fn workload() -> impl Strategy<Value = Workload> {
+        let component =
+            (name(), prop::option::of(name()), 0..5i32).prop_map(|(name, image, pool_size)| {
+                Component {
+                    name,
+                    image,
+                    pool_size,
+                    ..Default::default()
+                }
+            });
+        let interface = (
+            name(),
+            name(),
+            prop::collection::btree_map(name(), name(), 0..3),
+        )
+            .prop_map(|(namespace, package, config)| WitInterface {
+                namespace,
+                package,
+                config,
+                ..Default::default()
+            });
+        (
+            name(),
+            prop::collection::vec(component, 0..3),
+            prop::collection::vec(interface, 0..3),
+            prop::collection::btree_map(name(), name(), 0..2),
+        )
+            .prop_map(
+                |(name, components, host_interfaces, annotations)| Workload {
+                    name,
+                    components,
+                    host_interfaces,
+                    annotations: annotations.into_iter().collect::<BTreeMap<_, _>>(),
+                    ..Default::default()
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// Any text is a workload or an error, never a panic.
+        #[test]
+        fn any_text_parses_or_is_refused(text in "(\\PC|[\n:{}\\[\\]\\-])*") {
+            let _ = parse_workload(&text);
+        }
+
+        /// What `wash` writes as YAML reads back the same.
+        #[test]
+        fn workload_yaml_round_trips(workload in workload()) {
+            let yaml = serde_norway::to_string(&workload).unwrap();
+            prop_assert_eq!(parse_workload(&yaml).unwrap(), workload);
+        }
+    }
 }

@@ -58,6 +58,7 @@ pub fn example() -> Config {
             config: map(&[("greeting", "hello")]),
             allowed_hosts: vec!["api.example.com".into(), "*.example.org".into()],
             environment: map(&[("LOG_LEVEL", "info")]),
+            ..Default::default()
         },
         host: HostConfig {
             host_group: Some("default".into()),

@@ -301,6 +301,69 @@ mod tests {
         assert_eq!(typed.unknown, ["dev.bogus"]);
     }
 
+    /// Any JSON value, a few levels deep, with config-like keys.
+    fn json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            ".{0,10}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("dev".to_string()),
+                        Just("host".to_string()),
+                        Just("wit".to_string()),
+                        Just("registries".to_string()),
+                        Just("address".to_string()),
+                        Just("version".to_string()),
+                        Just("volumes".to_string()),
+                        Just("allowedHosts".to_string()),
+                        "[a-z_]{1,8}",
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(10_000))]
+
+        /// Any text in any format parses or gives a located error.
+        #[test]
+        fn any_text_parses_or_is_refused(text in "(\\PC|[\n\\[\\]{}=:\"-])*") {
+            for format in [Format::Yaml, Format::Json, Format::Toml] {
+                let _ = format.parse(&text);
+            }
+        }
+
+        /// Any document types without a panic, and what it types to writes
+        /// and reads back the same in every format.
+        #[test]
+        fn any_document_types_and_round_trips(document in json()) {
+            let typed = typed(&document);
+            for format in [Format::Yaml, Format::Json, Format::Toml] {
+                let Ok(text) = format.render(&typed.config) else { continue };
+                let again = typed_text(format, &text);
+                proptest::prop_assert_eq!(&again, &typed.config, "{:?}:\n{}", format, text);
+            }
+        }
+    }
+
+    fn typed_text(format: Format, text: &str) -> Config {
+        let document = format.parse(text).expect("what wash writes, it reads");
+        let typed = typed(&document);
+        assert!(typed.errors.is_empty(), "{:?}", typed.errors);
+        typed.config
+    }
+
     #[test]
     fn version_may_be_a_number_or_a_string() {
         let config = typed(&serde_json::json!({"version": 1})).config;

@@ -114,9 +114,21 @@ pub struct WorkloadConfig {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub allowed_hosts: Vec<String>,
+    /// Loopback ports the component may reach; a host name resolving to
+    /// loopback (`localhost`) reaches only these.
+    #[serde(
+        rename = "allowedHostLoopbackPorts",
+        alias = "allowed_host_loopback_ports",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub allowed_host_loopback_ports: Vec<u16>,
     /// Environment variables of the component.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
+    /// `wasmcloud:secrets` by name: where each value comes from
+    /// (`env:VAR` or `file:path`); values are read at start, never logged.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// Defaults for `wash host` (its flags win).

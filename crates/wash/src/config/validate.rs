@@ -157,6 +157,16 @@ fn semantic(loaded: &Loaded) -> Vec<Problem> {
         }
     }
 
+    // Secrets come from the environment or a file, nowhere else.
+    for (name, source) in &config.workload.secrets {
+        if !(source.starts_with("env:") || source.starts_with("file:")) {
+            checks.problem(
+                &format!("workload.secrets.{name}"),
+                "the source must be `env:<VAR>` or `file:<path>`".into(),
+            );
+        }
+    }
+
     // What dev mounts and serves must be there.
     for (index, volume) in dev.volumes.iter().enumerate() {
         let path = loaded.resolve(&volume.host_path);

@@ -23,15 +23,19 @@ use tokio::net::TcpStream;
 use tower_service::Service;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
-use super::{OutgoingFuture, OutgoingHandler, OutgoingRequestContext};
+use super::{AddressPolicy, OutgoingFuture, OutgoingHandler, OutgoingRequestContext};
 use crate::tls::{TlsError, TrustRoots};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 type HttpsClient = Client<HttpsConnector<TimeoutConnector>, WasiBody>;
+/// A workload id and a component name.
+type ComponentKey = (Arc<str>, Arc<str>);
 
 tokio::task_local! {
     /// The connect timeout of the request being sent on this task.
     static CONNECT_TIMEOUT: Duration;
+    /// The addresses the request being sent on this task may connect to.
+    static ADDRESSES: Arc<AddressPolicy>;
 }
 
 /// Tunables of [`DefaultOutgoingHandler`]; guests may shorten the timeouts
@@ -82,9 +86,9 @@ pub struct DefaultOutgoingHandler {
 struct Inner {
     connector: HttpsConnector<TimeoutConnector>,
     settings: OutgoingSettings,
-    /// One pool per workload: one workload's connections are never handed
-    /// to another.
-    clients: Mutex<HashMap<Arc<str>, HttpsClient>>,
+    /// One pool per component of each workload: a connection is never
+    /// handed to a guest whose policy did not check its address.
+    clients: Mutex<HashMap<ComponentKey, HttpsClient>>,
 }
 
 /// Builds a [`DefaultOutgoingHandler`].
@@ -139,10 +143,10 @@ impl DefaultOutgoingHandler {
         DefaultOutgoingHandlerBuilder::default()
     }
 
-    fn client_for(&self, workload_id: &Arc<str>) -> HttpsClient {
+    fn client_for(&self, context: &OutgoingRequestContext) -> HttpsClient {
         let mut clients = self.inner.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
-            .entry(workload_id.clone())
+            .entry((context.workload_id.clone(), context.component.clone()))
             .or_insert_with(|| {
                 Client::builder(TokioExecutor::new())
                     .pool_max_idle_per_host(self.inner.settings.max_idle_per_host)
@@ -160,7 +164,7 @@ impl OutgoingHandler for DefaultOutgoingHandler {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
     ) -> OutgoingFuture {
-        let client = self.client_for(&context.workload_id);
+        let client = self.client_for(context);
         let settings = &self.inner.settings;
         let option = |pick: fn(&RequestOptions) -> Option<Duration>, default| {
             options.as_ref().and_then(pick).unwrap_or(default)
@@ -171,9 +175,12 @@ impl OutgoingHandler for DefaultOutgoingHandler {
         let context = context.clone();
         Box::pin(async move {
             let uri = request.uri().clone();
-            let sent = CONNECT_TIMEOUT.scope(connect, async {
-                tokio::time::timeout(first_byte, client.request(request)).await
-            });
+            let sent = ADDRESSES.scope(
+                context.addresses.clone(),
+                CONNECT_TIMEOUT.scope(connect, async {
+                    tokio::time::timeout(first_byte, client.request(request)).await
+                }),
+            );
             let response = match sent.await {
                 Ok(Ok(response)) => response,
                 Ok(Err(error)) => {
@@ -195,7 +202,7 @@ impl OutgoingHandler for DefaultOutgoingHandler {
 
     fn workload_stopped(&self, workload_id: &str) {
         let mut clients = self.inner.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients.remove(workload_id);
+        clients.retain(|(workload, _), _| &**workload != workload_id);
     }
 }
 
@@ -205,6 +212,9 @@ fn classify(error: &hyper_util::client::legacy::Error) -> HttpError {
     while let Some(e) = current {
         if e.is::<ConnectTimedOut>() {
             return HttpError::ConnectionTimeout;
+        }
+        if e.is::<AddressDenied>() {
+            return HttpError::HttpRequestDenied;
         }
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return tls_code(tls);
@@ -281,7 +291,19 @@ fn chain(error: &(dyn StdError + 'static)) -> String {
 #[error("connect timed out")]
 struct ConnectTimedOut;
 
-/// Bounds the TCP connect by the current request's connect timeout.
+/// Every address the host name resolves to is outside what the component
+/// may reach.
+#[derive(Debug, thiserror::Error)]
+#[error("`{host}` resolves only to addresses the component may not reach ({addresses})")]
+struct AddressDenied {
+    host: String,
+    addresses: String,
+}
+
+/// Resolves the host name itself, keeps the addresses the current
+/// request's [`AddressPolicy`] permits, and connects to one of exactly
+/// those (a second lookup by the connector could answer differently: DNS
+/// rebinding). The TCP connect is bounded by the request's connect timeout.
 #[derive(Clone)]
 struct TimeoutConnector {
     inner: HttpConnector,
@@ -299,14 +321,68 @@ impl Service<Uri> for TimeoutConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let timeout = CONNECT_TIMEOUT.try_with(|t| *t).unwrap_or(self.default);
-        let connecting = self.inner.call(uri);
+        // A connect started outside a request (the pool filling up in the
+        // background) has no policy to go by: it is refused.
+        let policy = ADDRESSES.try_with(Arc::clone).ok();
+        let mut inner = self.inner.clone();
         Box::pin(async move {
+            let connecting = async {
+                let addresses = permitted(&uri, policy.as_deref()).await?;
+                let mut last = None;
+                for address in addresses {
+                    let literal = Uri::try_from(format!("http://{address}/"))?;
+                    match inner.call(literal).await {
+                        Ok(stream) => return Ok(stream),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.map_or_else(
+                    || BoxError::from("no address to connect to"),
+                    BoxError::from,
+                ))
+            };
             match tokio::time::timeout(timeout, connecting).await {
-                Ok(result) => result.map_err(Into::into),
+                Ok(result) => result,
                 Err(_) => Err(Box::new(ConnectTimedOut) as BoxError),
             }
         })
     }
+}
+
+/// The addresses of `uri`'s host that `policy` permits, in resolver order.
+async fn permitted(
+    uri: &Uri,
+    policy: Option<&AddressPolicy>,
+) -> Result<Vec<std::net::SocketAddr>, BoxError> {
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    });
+    let resolved: Vec<std::net::SocketAddr> = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![(ip, port).into()],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| format!("dns error: {e}"))?
+            .collect(),
+    };
+    let kept: Vec<_> = resolved
+        .iter()
+        .copied()
+        .filter(|address| policy.is_some_and(|p| p.permits(*address)))
+        .collect();
+    if kept.is_empty() {
+        return Err(Box::new(AddressDenied {
+            host: host.to_string(),
+            addresses: resolved
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }));
+    }
+    Ok(kept)
 }
 
 pin_project_lite::pin_project! {

@@ -20,13 +20,77 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 pub type OutgoingFuture =
     Pin<Box<dyn Future<Output = Result<http::Response<WasiBody>, HttpError>> + Send>>;
 
-/// Who sent an outbound request.
+/// Who sent an outbound request, and where it may go.
 #[derive(Debug, Clone)]
 pub struct OutgoingRequestContext {
     /// Id of the workload the guest belongs to.
     pub workload_id: Arc<str>,
     /// Name of the component that sent the request.
     pub component: Arc<str>,
+    /// Which addresses the component's host names may resolve to and still
+    /// be connected to. A handler that resolves names itself checks every
+    /// address against it before connecting.
+    pub addresses: Arc<AddressPolicy>,
+}
+
+/// Which resolved addresses a component's outbound traffic may reach.
+///
+/// A host name in `allowed_hosts` is a name on the public internet: if it
+/// resolves to loopback, or to a private, link-local or other special
+/// range (DNS rebinding, a cloud metadata address), it does not open that
+/// address. Loopback is reachable only on `allowed_host_loopback_ports`;
+/// other special ranges only when the host allows private networks. A rule
+/// that names an address literally (`10.0.0.5:5432`) reaches it.
+///
+/// ```
+/// use wash_runtime::host::egress::{AddressPolicy, AllowedHosts};
+///
+/// let policy = AddressPolicy::new(AllowedHosts::new(&["api.example.com"]), vec![8080], false);
+/// assert!(policy.permits("93.184.215.14:443".parse().unwrap()));
+/// assert!(!policy.permits("169.254.169.254:80".parse().unwrap()));
+/// assert!(!policy.permits("127.0.0.1:443".parse().unwrap()));
+/// assert!(policy.permits("127.0.0.1:8080".parse().unwrap()));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct AddressPolicy {
+    pub(crate) allowed: Arc<AllowedHosts>,
+    pub(crate) loopback_ports: Vec<u16>,
+    pub(crate) allow_private: bool,
+}
+
+impl AddressPolicy {
+    /// The policy of a component: its `allowed_hosts`, its
+    /// `allowed_host_loopback_ports`, and whether the host allows private
+    /// networks.
+    pub fn new(allowed: AllowedHosts, loopback_ports: Vec<u16>, allow_private: bool) -> Self {
+        Self {
+            allowed: Arc::new(allowed),
+            loopback_ports,
+            allow_private,
+        }
+    }
+
+    /// Whether a connection to `addr` may be made, given that the host name
+    /// it was resolved from (if any) passed `allowed_hosts`.
+    pub fn permits(&self, addr: std::net::SocketAddr) -> bool {
+        let (ip, port) = (canonical(addr.ip()), addr.port());
+        let named = self.allowed.allows(&ip.to_string(), port);
+        if ip.is_loopback() {
+            return named || self.loopback_ports.contains(&port);
+        }
+        if sockets::is_special(ip) {
+            return named || self.allow_private;
+        }
+        true
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+pub(crate) fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 /// Sends the outbound HTTP requests of guests (P2 and P3 alike).
@@ -191,12 +255,45 @@ impl Drop for DrainOnDrop {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request counted while it lives.
+    struct Holding {
+        #[pin]
+        body: WasiBody,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    }
+}
+
+impl http_body::Body for Holding {
+    type Data = bytes::Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, HttpError>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The egress hooks stored in each guest's store.
 #[derive(Clone)]
 pub(crate) struct GuestEgress {
     pub(crate) handler: Arc<dyn OutgoingHandler>,
     pub(crate) allowed: Arc<AllowedHosts>,
     pub(crate) context: Arc<OutgoingRequestContext>,
+    /// The workload's outbound requests in flight (see
+    /// `MAX_OUTBOUND_REQUESTS`): a guest opening thousands of connections
+    /// gets `connection-limit-reached` for the excess.
+    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl WasiHttpHooks for GuestEgress {
@@ -235,11 +332,30 @@ impl WasiHttpHooks for GuestEgress {
                 Err(HttpError::HttpRequestDenied)
             });
         }
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            tracing::warn!(
+                workload = %self.context.workload_id,
+                component = %self.context.component,
+                %host,
+                "outbound HTTP refused: the workload has {} requests in flight",
+                crate::engine::store::MAX_OUTBOUND_REQUESTS
+            );
+            return Box::new(async move {
+                drain(request.into_body()).await;
+                Err(HttpError::ConnectionLimitReached)
+            });
+        };
         let request =
             request.map(|body| http_body_util::BodyExt::boxed_unsync(DrainOnDrop(Some(body))));
         let response = self.handler.handle(&self.context, request, options);
         Box::new(async move {
-            let response = response.await?;
+            // The request counts until its response body is dropped.
+            let response = response.await?.map(|body| {
+                http_body_util::BodyExt::boxed_unsync(Holding {
+                    body,
+                    _permit: permit,
+                })
+            });
             let done: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
                 Box::new(async { Ok(()) });
             Ok((response, done))

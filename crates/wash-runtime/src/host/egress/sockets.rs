@@ -12,14 +12,11 @@ use std::sync::Arc;
 
 use wasmtime_wasi::sockets::SocketAddrUse;
 
-use super::{AllowedHosts, OutgoingRequestContext};
+use super::OutgoingRequestContext;
 
-/// The socket policy of one component.
+/// The socket policy of one component (its addresses are in the context).
 #[derive(Debug)]
 pub(crate) struct SocketPolicy {
-    pub(crate) allowed: Arc<AllowedHosts>,
-    pub(crate) loopback_ports: Vec<u16>,
-    pub(crate) allow_private: bool,
     pub(crate) context: Arc<OutgoingRequestContext>,
 }
 
@@ -51,21 +48,18 @@ impl SocketPolicy {
     }
 
     async fn outbound(&self, addr: SocketAddr) -> bool {
-        let (ip, port) = (addr.ip(), addr.port());
-        if ip.is_loopback() {
-            return self.loopback_ports.contains(&port)
-                || self.allowed.allows(&ip.to_string(), port);
-        }
-        if self.allowed.allows(&ip.to_string(), port) {
-            return true;
-        }
-        // A name resolving into a private range (DNS rebinding, say) does
-        // not open it: only an explicit address rule (above) does, or a
-        // host that allows private networks.
-        if is_special(ip) && !self.allow_private {
+        let policy = &self.context.addresses;
+        let (ip, port) = (super::canonical(addr.ip()), addr.port());
+        // Loopback and private ranges: only what the policy opens (a name
+        // resolving there does not open it).
+        if !policy.permits(addr) {
             return false;
         }
-        for name in self.allowed.names_for_port(port) {
+        if ip.is_loopback() || policy.allowed.allows(&ip.to_string(), port) {
+            return true;
+        }
+        // Otherwise the address must be one an allowed name resolves to.
+        for name in policy.allowed.names_for_port(port) {
             if let Ok(resolved) = tokio::net::lookup_host((name, port)).await
                 && resolved.into_iter().any(|a| a.ip() == ip)
             {
@@ -111,12 +105,14 @@ mod tests {
 
     fn policy(allowed: &[&str], loopback: &[u16]) -> SocketPolicy {
         SocketPolicy {
-            allowed: Arc::new(AllowedHosts::new(allowed)),
-            loopback_ports: loopback.to_vec(),
-            allow_private: false,
             context: Arc::new(OutgoingRequestContext {
                 workload_id: "w".into(),
                 component: "c".into(),
+                addresses: Arc::new(super::super::AddressPolicy::new(
+                    super::super::AllowedHosts::new(allowed),
+                    loopback.to_vec(),
+                    false,
+                )),
             }),
         }
     }

@@ -28,6 +28,8 @@ use crate::host::egress::OutgoingHandler;
 const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// A client has this long to send its request headers (slowloris guard).
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Requests one HTTP/2 connection may have in flight at once.
+const DEFAULT_MAX_STREAMS: u32 = 100;
 
 /// Configures the host's HTTP server.
 ///
@@ -44,6 +46,7 @@ pub struct HttpServerBuilder {
     pub(crate) outgoing: Option<Arc<dyn OutgoingHandler>>,
     pub(crate) max_connections: usize,
     pub(crate) header_read_timeout: Duration,
+    pub(crate) max_streams: u32,
 }
 
 impl HttpServerBuilder {
@@ -55,6 +58,7 @@ impl HttpServerBuilder {
             outgoing: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_streams: DEFAULT_MAX_STREAMS,
         }
     }
 
@@ -83,6 +87,12 @@ impl HttpServerBuilder {
         self.header_read_timeout = timeout;
         self
     }
+
+    /// Requests one HTTP/2 connection may have in flight at once.
+    pub fn max_concurrent_streams(mut self, max: u32) -> Self {
+        self.max_streams = max.max(1);
+        self
+    }
 }
 
 /// A running HTTP server.
@@ -109,7 +119,9 @@ impl HttpServer {
             // Responses are small: one flattened write beats a writev of
             // headers and body chunks.
             .writev(false);
-        http.http2().timer(TokioTimer::new());
+        http.http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(builder.max_streams);
         let context = Arc::new(ServeContext {
             ingress,
             local_authority: HeaderValue::from_str(&local_addr.to_string())

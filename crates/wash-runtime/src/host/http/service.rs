@@ -46,6 +46,9 @@ impl Ingress {
         mut request: Request<Incoming>,
         local_authority: &HeaderValue,
     ) -> Response<WasiBody> {
+        if let Some(refused) = ambiguous(&request) {
+            return refused;
+        }
         // Routing borrows the request; only a miss allocates.
         let running = {
             let host = request_host(&request);
@@ -75,6 +78,7 @@ impl Ingress {
                 .headers_mut()
                 .insert(header::HOST, local_authority.clone());
         }
+        let _serving = Held::new(&self.registry.in_flight);
         serve(http, request).await
     }
 
@@ -127,7 +131,7 @@ impl Ingress {
     }
 }
 
-/// Counts a request in [`Registry::held`] while it lives.
+/// Counts a request (in [`Registry::held`] or `in_flight`) while it lives.
 struct Held<'a>(&'a AtomicUsize);
 
 impl<'a> Held<'a> {
@@ -176,8 +180,12 @@ async fn serve(http: &HttpComponent, request: Request<Incoming>) -> Response<Was
         placement.retire();
     }
     let failure = classify(error, watch, started.elapsed(), instances.request_timeout()).await;
+    // Only a reused instance that failed on its own terms (no response, the
+    // instance otherwise fine) says something about reuse; one that died of
+    // a trap or a limit, maybe another request's, says nothing.
     if let Some(placement) = &placement
         && placement.reused()
+        && failure.kind == FailureKind::Other
         && let (Some(head), Some(fresh)) = (retry, &http.fresh)
     {
         return retry_fresh(fresh, head, failure).await;
@@ -243,6 +251,38 @@ fn request_head<B>(request: &Request<B>) -> http::request::Parts {
     head.into_parts().0
 }
 
+/// A request whose target or framing can be read two ways: refused (400)
+/// rather than routed or framed by whichever reading comes first. The
+/// connection is closed after the answer, since what follows on it cannot
+/// be trusted either.
+fn ambiguous<B>(request: &Request<B>) -> Option<Response<WasiBody>> {
+    let headers = request.headers();
+    let reason = if headers.get_all(header::HOST).iter().nth(1).is_some() {
+        "more than one Host header"
+    } else if let (Some(authority), Some(host)) =
+        (request.uri().authority(), headers.get(header::HOST))
+        && !host
+            .to_str()
+            .is_ok_and(|host| host.eq_ignore_ascii_case(authority.as_str()))
+    {
+        "the Host header differs from the request target's authority"
+    } else if headers.contains_key(header::CONTENT_LENGTH)
+        && headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        "both Content-Length and Transfer-Encoding"
+    } else {
+        return None;
+    };
+    let mut response = plain(
+        StatusCode::BAD_REQUEST,
+        format!("ambiguous request: {reason}\n"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Some(response)
+}
+
 /// The host a request was sent to, without port: the URI authority (HTTP/2
 /// and absolute-form requests) or else the `Host` header.
 fn request_host<B>(request: &Request<B>) -> &str {
@@ -259,6 +299,7 @@ fn request_host<B>(request: &Request<B>) -> &str {
 
 /// How a failed request is answered and logged.
 struct Failure {
+    kind: FailureKind,
     status: StatusCode,
     body: String,
     log: String,
@@ -279,6 +320,7 @@ async fn classify(
         });
         let detail = GuestFailure::of(&instantiation.error).detail;
         return Failure {
+            kind: FailureKind::Other,
             status: if exhausted {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
@@ -331,7 +373,12 @@ fn answer(failure: &GuestFailure, timeout: Duration) -> Failure {
         FailureKind::Deadline => format!("request deadline of {} exceeded", human(timeout)),
         _ => failure.detail.to_string(),
     };
-    Failure { status, body, log }
+    Failure {
+        kind: failure.kind,
+        status,
+        body,
+        log,
+    }
 }
 
 fn human(d: Duration) -> String {

@@ -24,6 +24,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 pub use self::filesystem::FilesystemBlobstore;
 pub use self::memory::InMemoryBlobstore;
 pub use self::nats::NatsBlobstore;
+use super::names::{self, NameOf};
 use super::wit::blobstore::types::{ContainerMetadata, ObjectId, ObjectMetadata};
 use super::wit::blobstore::{blobstore, container, types};
 use super::wit::{PluginView, Plugins};
@@ -244,11 +245,31 @@ impl PluginView<'_> {
     }
 }
 
+/// A guest's container name, refused before any backend sees it when
+/// unusable (an empty one is the root to a filesystem).
+fn container_name(name: &str) -> Result<(), String> {
+    names::check(NameOf::Container, name)
+}
+
+/// A guest's object name, as [`container_name`].
+fn object_name(name: &str) -> Result<(), String> {
+    names::check(NameOf::Object, name)
+}
+
+/// Both parts of an object id.
+fn object_id(id: &ObjectId) -> Result<(), String> {
+    container_name(&id.container)?;
+    object_name(&id.object)
+}
+
 impl blobstore::Host for PluginView<'_> {
     async fn create_container(
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<Resource<Container>, String>> {
+        if let Err(e) = container_name(&name) {
+            return Ok(Err(e));
+        }
         let backend = self.blob_backend()?;
         if let Err(e) = backend.create_container(&name).await {
             return Ok(Err(e));
@@ -260,6 +281,9 @@ impl blobstore::Host for PluginView<'_> {
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<Resource<Container>, String>> {
+        if let Err(e) = container_name(&name) {
+            return Ok(Err(e));
+        }
         let backend = self.blob_backend()?;
         match backend.container_exists(&name).await {
             Ok(true) => Ok(Ok(self.table.push(Container { backend, name })?)),
@@ -269,10 +293,16 @@ impl blobstore::Host for PluginView<'_> {
     }
 
     async fn delete_container(&mut self, name: String) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = container_name(&name) {
+            return Ok(Err(e));
+        }
         Ok(self.blob_backend()?.delete_container(&name).await)
     }
 
     async fn container_exists(&mut self, name: String) -> wasmtime::Result<Result<bool, String>> {
+        if let Err(e) = container_name(&name) {
+            return Ok(Err(e));
+        }
         Ok(self.blob_backend()?.container_exists(&name).await)
     }
 
@@ -302,6 +332,8 @@ async fn copy(
     src: &ObjectId,
     dest: &ObjectId,
 ) -> Result<(), String> {
+    object_id(src)?;
+    object_id(dest)?;
     if !backend.container_exists(&dest.container).await? {
         return Err(format!("container `{}` does not exist", dest.container));
     }
@@ -345,6 +377,9 @@ impl container::HostContainer for PluginView<'_> {
         start: u64,
         end: u64,
     ) -> wasmtime::Result<Result<Resource<IncomingValue>, String>> {
+        if let Err(e) = object_name(&name) {
+            return Ok(Err(e));
+        }
         let (backend, container) = self.container(&this)?;
         let data = match backend.get(&container, &name).await {
             Ok(Some(data)) => data,
@@ -371,6 +406,9 @@ impl container::HostContainer for PluginView<'_> {
         name: String,
         data: Resource<OutgoingValue>,
     ) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = object_name(&name) {
+            return Ok(Err(e));
+        }
         let (backend, container) = self.container(&this)?;
         self.table.get_mut(&data)?.target = Some((backend, container, name));
         Ok(Ok(()))
@@ -395,6 +433,9 @@ impl container::HostContainer for PluginView<'_> {
         this: Resource<Container>,
         name: String,
     ) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = object_name(&name) {
+            return Ok(Err(e));
+        }
         let (backend, container) = self.container(&this)?;
         Ok(backend.delete(&container, &name).await)
     }
@@ -404,6 +445,9 @@ impl container::HostContainer for PluginView<'_> {
         this: Resource<Container>,
         names: Vec<String>,
     ) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = names.iter().try_for_each(|name| object_name(name)) {
+            return Ok(Err(e));
+        }
         let (backend, container) = self.container(&this)?;
         for name in names {
             if let Err(e) = backend.delete(&container, &name).await {
@@ -418,6 +462,9 @@ impl container::HostContainer for PluginView<'_> {
         this: Resource<Container>,
         name: String,
     ) -> wasmtime::Result<Result<bool, String>> {
+        if let Err(e) = object_name(&name) {
+            return Ok(Err(e));
+        }
         let (backend, container) = self.container(&this)?;
         Ok(backend.info(&container, &name).await.map(|i| i.is_some()))
     }
@@ -427,6 +474,9 @@ impl container::HostContainer for PluginView<'_> {
         this: Resource<Container>,
         name: String,
     ) -> wasmtime::Result<Result<ObjectMetadata, String>> {
+        if let Err(e) = object_name(&name) {
+            return Ok(Err(e));
+        }
         let (backend, container) = self.container(&this)?;
         Ok(match backend.info(&container, &name).await {
             Ok(Some(info)) => Ok(ObjectMetadata {

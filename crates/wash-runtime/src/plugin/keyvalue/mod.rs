@@ -23,6 +23,7 @@ pub use self::filesystem::FilesystemKeyValue;
 pub use self::memory::InMemoryKeyValue;
 pub use self::nats::NatsKeyValue;
 pub use self::redis::RedisKeyValue;
+use super::names::{self, NameOf};
 use super::wit::keyvalue::store::{Error as WitError, KeyResponse};
 use super::wit::keyvalue::{atomics, batch, store};
 use super::wit::{PluginView, Plugins};
@@ -288,6 +289,16 @@ impl PluginView<'_> {
     }
 }
 
+/// A guest's key, refused before any backend sees it when unusable.
+fn check_key(key: &str) -> Result<(), WitError> {
+    names::check(NameOf::Key, key).map_err(WitError::Other)
+}
+
+/// Every key of a batch, as [`check_key`].
+fn check_all_keys<'a>(mut all: impl Iterator<Item = &'a String>) -> Result<(), WitError> {
+    all.try_for_each(|k| check_key(k))
+}
+
 impl store::Host for PluginView<'_> {
     async fn open(
         &mut self,
@@ -302,6 +313,9 @@ impl store::Host for PluginView<'_> {
             Some((backend, bucket)) => (backend.clone(), bucket.clone()),
             None => (binding.choice.default.clone(), identifier),
         };
+        if let Err(e) = names::check(NameOf::Bucket, &bucket) {
+            return Ok(Err(WitError::Other(e)));
+        }
         match backend.open(&bucket).await {
             Ok(opened) => Ok(Ok(self.table.push(Bucket(opened))?)),
             Err(e) => Ok(Err(to_wit(e))),
@@ -315,6 +329,9 @@ impl store::HostBucket for PluginView<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, WitError>> {
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
         Ok(self.bucket(&bucket)?.get(&key).await.map_err(to_wit))
     }
 
@@ -324,6 +341,9 @@ impl store::HostBucket for PluginView<'_> {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), WitError>> {
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
         Ok(self.bucket(&bucket)?.set(&key, value).await.map_err(to_wit))
     }
 
@@ -332,6 +352,9 @@ impl store::HostBucket for PluginView<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<(), WitError>> {
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
         Ok(self.bucket(&bucket)?.delete(&key).await.map_err(to_wit))
     }
 
@@ -340,6 +363,9 @@ impl store::HostBucket for PluginView<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<bool, WitError>> {
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
         Ok(self.bucket(&bucket)?.exists(&key).await.map_err(to_wit))
     }
 
@@ -369,6 +395,9 @@ impl atomics::Host for PluginView<'_> {
         key: String,
         delta: u64,
     ) -> wasmtime::Result<Result<u64, WitError>> {
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
         Ok(self
             .bucket(&bucket)?
             .increment(&key, delta)
@@ -383,6 +412,9 @@ impl batch::Host for PluginView<'_> {
         bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<Option<(String, Vec<u8>)>>, WitError>> {
+        if let Err(e) = check_all_keys(keys.iter()) {
+            return Ok(Err(e));
+        }
         let bucket = self.bucket(&bucket)?;
         let mut values = Vec::with_capacity(keys.len());
         for key in keys {
@@ -399,6 +431,9 @@ impl batch::Host for PluginView<'_> {
         bucket: Resource<Bucket>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> wasmtime::Result<Result<(), WitError>> {
+        if let Err(e) = check_all_keys(key_values.iter().map(|(k, _)| k)) {
+            return Ok(Err(e));
+        }
         let bucket = self.bucket(&bucket)?;
         for (key, value) in key_values {
             if let Err(e) = bucket.set(&key, value).await {
@@ -413,6 +448,9 @@ impl batch::Host for PluginView<'_> {
         bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<(), WitError>> {
+        if let Err(e) = check_all_keys(keys.iter()) {
+            return Ok(Err(e));
+        }
         let bucket = self.bucket(&bucket)?;
         for key in keys {
             if let Err(e) = bucket.delete(&key).await {
