@@ -3,17 +3,29 @@
 //! `redis-server` and Debian's `docker-registry`. `./scripts/test.sh`
 //! installs them.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// A free loopback port (released again, so there is a small race).
+/// A free loopback port. It is released again before the caller binds it,
+/// so the port is also remembered: this process never hands it out twice
+/// (a server restarted on its port while another test looks for one would
+/// otherwise be found by both).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A server process, killed when stopped or dropped.
@@ -34,11 +46,12 @@ impl Process {
             });
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self(Some(child));
-            }
+            // Exited first: then whatever listens on the port is not ours.
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("{program} exited during startup ({status})");
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self(Some(child));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();

@@ -1,5 +1,27 @@
 //! `wash-runtime`: an embeddable WebAssembly component runtime.
 //!
+//! # Modules
+//!
+//! The modules are layers: each uses only those listed before it.
+//!
+//! | module | what it is |
+//! |---|---|
+//! | [`types`] | the data model: [`types::Workload`], [`types::Component`], host interfaces |
+//! | [`tls`] | the crypto provider (rustls on aws-lc-rs), trust roots, `wasi:tls` |
+//! | [`engine`] | the wasmtime engine, compile cache, component loading |
+//! | [`egress`] | outbound HTTP and sockets of guests: policy and the default client |
+//! | [`instance`] | one component instance: store state, instance reuse, calls into components |
+//! | [`plugin`] | capabilities beyond WASI (key-value, blobs, messaging, config, logging, secrets) |
+//! | [`host`] | workloads and their lifecycle, the linker, the HTTP ingress |
+//! | [`oci`] | components as OCI artifacts |
+//! | [`washlet`] | the host's agent on the NATS control plane |
+//!
+//! # Features
+//!
+//! - `wasi-tls`: guests may use `wasi:tls` (WASI P3) for TLS over their
+//!   sockets, on rustls; replace the provider with
+//!   [`engine::EngineBuilder::with_tls_provider`].
+//!
 //! # How to embed
 //!
 //! 1. Build an [`engine::Engine`] with [`engine::EngineBuilder`] (pooling
@@ -34,8 +56,11 @@
 
 #![deny(missing_docs)]
 
+mod digest;
+pub mod egress;
 pub mod engine;
 pub mod host;
+pub mod instance;
 pub mod oci;
 pub mod plugin;
 pub mod tls;

@@ -339,6 +339,23 @@ impl WorkloadStatus {
     }
 }
 
+/// An error and each of its causes, joined with `: `, for places that show
+/// one line (status messages, a guest's error string).
+pub fn error_report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut report = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Some errors repeat their cause in their own message.
+        if !report.ends_with(&text) {
+            report.push_str(": ");
+            report.push_str(&text);
+        }
+        source = cause.source();
+    }
+    report
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

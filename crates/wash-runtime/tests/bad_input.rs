@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{client, fixture, get, host, http_workload};
-use wash_runtime::engine::{EngineError, ResolveError};
+use wash_runtime::engine::EngineError;
+use wash_runtime::host::ResolveError;
 use wash_runtime::host::http::{DevRouter, DynamicRouter, RouteError};
 use wash_runtime::host::{HostApi, HostError};
 use wash_runtime::types::WorkloadState;

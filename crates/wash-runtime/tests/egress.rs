@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::upstream::{Behaviour, TestPki, black_hole, http_upstream};
 use common::{client, fixture, get, http_workload, logs};
-use wash_runtime::host::egress::{
+use wash_runtime::egress::{
     AddressPolicy, AllowedHosts, DefaultOutgoingHandler, OutgoingFuture, OutgoingHandler,
     OutgoingRequestContext,
 };

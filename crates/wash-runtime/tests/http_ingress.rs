@@ -10,9 +10,9 @@ use common::{client, fixture, get, host, http_workload};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use wash_runtime::engine::HttpWorld;
 use wash_runtime::host::http::{DevRouter, DynamicRouter};
 use wash_runtime::host::{HostApi, HostError};
+use wash_runtime::instance::HttpWorld;
 use wash_runtime::types::WorkloadState;
 
 const TIMEOUT: Duration = Duration::from_secs(10);

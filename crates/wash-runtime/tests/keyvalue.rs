@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::servers::{Nats, Redis};
 use common::{client, fixture, get, http_workload, interface, plugin_host, send};
 use wash_runtime::host::{Host, HostApi, HostError};
-use wash_runtime::plugin::HostPlugin;
+use wash_runtime::plugin::Plugin;
 
 /// One backend under test and what keeps it alive.
 enum Backend {
@@ -71,7 +70,7 @@ async fn start(host: &Host, id: &str, component: &str, backend: &Backend, env: &
         .unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
 }
 
-fn plugins() -> Vec<Arc<dyn HostPlugin>> {
+fn plugins() -> Vec<Plugin> {
     wash_runtime::plugin::builtin()
 }
 

@@ -13,7 +13,7 @@ use common::servers::Nats;
 use common::{fixture, interface, logs, plugin_host};
 use futures::StreamExt;
 use wash_runtime::host::{Host, HostApi};
-use wash_runtime::plugin::HostPlugin;
+use wash_runtime::plugin::Plugin;
 use wash_runtime::plugin::messaging::{
     InMemoryMessaging, Message, Messaging, MessagingBackend, NatsMessaging, Subscription,
 };
@@ -119,7 +119,7 @@ async fn backend_suite(bus: Arc<dyn MessagingBackend>, name: &str) {
         )
         .await
         .unwrap_err();
-    assert!(error.contains("rpc.nobody"), "{name}: {error}");
+    assert!(error.to_string().contains("rpc.nobody"), "{name}: {error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,11 +157,11 @@ fn echo_workload(name: &str, config: &[(&str, &str)], env: &[(&str, &str)]) -> W
 
 async fn host_with_messaging(backend: Arc<dyn MessagingBackend>) -> Host {
     logs::capture();
-    let mut plugins: Vec<Arc<dyn HostPlugin>> = wash_runtime::plugin::builtin()
+    let mut plugins: Vec<Plugin> = wash_runtime::plugin::builtin()
         .into_iter()
         .filter(|p| p.id() != "wasmcloud-messaging")
         .collect();
-    plugins.push(Arc::new(Messaging::new(backend)));
+    plugins.push(Plugin::new(Messaging::new(backend)));
     plugin_host(plugins).await
 }
 

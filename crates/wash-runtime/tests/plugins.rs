@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use common::{client, fixture, get, http_workload, interface, logs, plugin_host, send};
 use wash_runtime::host::{HostApi, HostBuilder, HostError};
+use wash_runtime::instance::StoreState;
 use wash_runtime::plugin::{
-    HostPlugin, ItemBind, PluginError, PluginFuture, ProvidedInterface, ResolvedWorkload,
-    StoreState, WorkloadBind,
+    HostPlugin, ItemBind, Plugin, PluginError, PluginFuture, ProvidedInterface, ResolvedWorkload,
+    WorkloadBind,
 };
 
 /// Trace level, so a secret leaking at any level would be caught.
@@ -143,7 +144,9 @@ struct Greeter {
     events: Arc<Mutex<Vec<String>>>,
 }
 
-/// Per-component state of the greeter.
+/// The greeter's state for one workload, which its host functions find in
+/// each component's bindings.
+#[derive(Clone)]
 struct Greeting(String);
 
 impl Greeter {
@@ -153,6 +156,8 @@ impl Greeter {
 }
 
 impl HostPlugin for Greeter {
+    type WorkloadState = Greeting;
+
     fn id(&self) -> &str {
         "greeter"
     }
@@ -166,15 +171,22 @@ impl HostPlugin for Greeter {
         )]
     }
 
-    fn on_workload_bind<'a>(&'a self, workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, ()> {
+    fn on_workload_bind<'a>(
+        &'a self,
+        workload: &'a WorkloadBind<'a>,
+    ) -> PluginFuture<'a, Greeting> {
         self.log(format!("bind {}", workload.workload_id));
-        Box::pin(async { Ok(()) })
+        let greeting = Greeting(format!("from {}", workload.workload_id));
+        Box::pin(async { Ok(greeting) })
     }
 
-    fn on_workload_item_bind(&self, item: &mut ItemBind<'_>) -> Result<(), PluginError> {
+    fn on_workload_item_bind(
+        &self,
+        greeting: &Greeting,
+        item: &mut ItemBind<'_>,
+    ) -> Result<(), PluginError> {
         self.log(format!("item {} {:?}", item.component.name, item.imports));
-        item.bindings
-            .insert(Greeting(format!("from {}", item.workload_id)));
+        item.bindings.insert(greeting.clone());
         let interface = "example:missing/greeter@0.1.0";
         item.linker
             .instance(interface)
@@ -193,6 +205,7 @@ impl HostPlugin for Greeter {
 
     fn on_workload_resolved<'a>(
         &'a self,
+        _greeting: &'a mut Greeting,
         workload: &'a ResolvedWorkload<'a>,
     ) -> PluginFuture<'a, ()> {
         let names: Vec<&str> = workload.components.iter().map(|c| c.name()).collect();
@@ -200,7 +213,11 @@ impl HostPlugin for Greeter {
         Box::pin(async { Ok(()) })
     }
 
-    fn on_workload_unbind<'a>(&'a self, workload_id: &'a str) -> PluginFuture<'a, ()> {
+    fn on_workload_unbind<'a>(
+        &'a self,
+        workload_id: &'a str,
+        _greeting: Greeting,
+    ) -> PluginFuture<'a, ()> {
         self.log(format!("unbind {workload_id}"));
         Box::pin(async { Ok(()) })
     }
@@ -211,7 +228,7 @@ async fn an_embedder_plugin_provides_an_interface_through_the_seam() {
     capture();
     let events = Arc::new(Mutex::new(Vec::new()));
     let mut plugins = wash_runtime::plugin::builtin();
-    plugins.push(Arc::new(Greeter {
+    plugins.push(Plugin::new(Greeter {
         events: events.clone(),
     }));
     let host = plugin_host(plugins).await;
@@ -242,10 +259,10 @@ async fn an_embedder_plugin_provides_an_interface_through_the_seam() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_plugin_ids_are_refused() {
     let events = Arc::new(Mutex::new(Vec::new()));
-    let first: Arc<dyn HostPlugin> = Arc::new(Greeter {
+    let first = Greeter {
         events: events.clone(),
-    });
-    let second: Arc<dyn HostPlugin> = Arc::new(Greeter { events });
+    };
+    let second = Greeter { events };
     let result = HostBuilder::new()
         .with_plugin(first)
         .unwrap()
@@ -259,7 +276,7 @@ async fn duplicate_plugin_ids_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_reports_what_it_links_and_what_it_calls() {
-    let host = plugin_host(vec![Arc::new(
+    let host = plugin_host(vec![Plugin::new(
         wash_runtime::plugin::messaging::Messaging::in_memory(),
     )])
     .await;

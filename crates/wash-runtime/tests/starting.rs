@@ -8,47 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{fixture, http_workload};
+use common::{Gate, fixture, http_workload};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 use wash_runtime::host::http::{DynamicRouter, HttpServerBuilder};
 use wash_runtime::host::{Host, HostApi, HostBuilder};
-use wash_runtime::plugin::{
-    HostPlugin, ItemBind, PluginError, PluginFuture, ProvidedInterface, WorkloadBind,
-};
 use wash_runtime::types::WorkloadState;
-
-/// Holds every workload that names `example:gate` in `Starting` until the
-/// test lets it through.
-struct Gate(Arc<Semaphore>);
-
-impl HostPlugin for Gate {
-    fn id(&self) -> &str {
-        "gate"
-    }
-
-    fn world(&self) -> Vec<ProvidedInterface> {
-        vec![ProvidedInterface::new(
-            "example",
-            "gate",
-            "0.1.0",
-            &["gate"],
-        )]
-    }
-
-    fn on_workload_bind<'a>(&'a self, _workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, ()> {
-        Box::pin(async move {
-            let _pass = self.0.acquire().await;
-            Ok(())
-        })
-    }
-
-    fn on_workload_item_bind(&self, _item: &mut ItemBind<'_>) -> Result<(), PluginError> {
-        Ok(())
-    }
-}
 
 async fn gated_host(request_timeout: Duration) -> (Host, Arc<Semaphore>) {
     let gate = Arc::new(Semaphore::new(0));
@@ -59,7 +26,7 @@ async fn gated_host(request_timeout: Duration) -> (Host, Arc<Semaphore>) {
             HttpServerBuilder::new("127.0.0.1:0".parse().unwrap())
                 .router(Arc::new(DynamicRouter::new())),
         )
-        .with_plugin(Arc::new(Gate(gate.clone())))
+        .with_plugin(Gate(gate.clone()))
         .unwrap()
         .start()
         .await

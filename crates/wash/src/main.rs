@@ -4,6 +4,7 @@ mod build;
 mod cli;
 mod commands;
 mod config;
+mod host_setup;
 mod output;
 mod paths;
 

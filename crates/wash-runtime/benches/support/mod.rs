@@ -3,58 +3,28 @@
 
 #![allow(dead_code, reason = "each bench uses a part")]
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use test_support::WorkloadBuilder;
+use wash_runtime::instance::ComponentHandle;
 use wash_runtime::plugin::{
-    ComponentHandle, HostPlugin, ItemBind, PluginError, PluginFuture, ProvidedInterface,
-    ResolvedWorkload,
+    HostPlugin, ItemBind, PluginError, PluginFuture, ProvidedInterface, ResolvedWorkload,
+    WorkloadBind,
 };
-use wash_runtime::types::{Component, WitInterface, Workload};
+use wash_runtime::types::Workload;
 
-/// A guest component built by `components/` (release).
-pub fn fixture(name: &str) -> bytes::Bytes {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../components/target/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
-    match std::fs::read(&path) {
-        Ok(bytes) => bytes.into(),
-        Err(e) => panic!(
-            "{}: {e}; build the guests first: cargo build --release --target wasm32-wasip2 \
-             --manifest-path components/Cargo.toml",
-            path.display()
-        ),
-    }
-}
+pub use test_support::fixture;
 
 /// An HTTP workload routed at `host`, optionally captured by [`Capture`].
 pub fn http_workload(name: &str, bytes: bytes::Bytes, host: &str, capture: bool) -> Workload {
-    let mut interfaces = vec![WitInterface {
-        namespace: "wasi".into(),
-        package: "http".into(),
-        interfaces: vec!["incoming-handler".into()],
-        config: [("host".to_string(), host.to_string())].into(),
-        ..Default::default()
-    }];
+    let mut builder = WorkloadBuilder::new(name)
+        .namespace("bench")
+        .component(name, bytes)
+        .http(&[("host", host)]);
     if capture {
-        interfaces.push(WitInterface {
-            namespace: "bench".into(),
-            package: "capture".into(),
-            interfaces: vec!["capture".into()],
-            ..Default::default()
-        });
+        builder = builder.interface("bench", "capture", &[]);
     }
-    Workload {
-        namespace: "bench".into(),
-        name: name.into(),
-        components: vec![Component {
-            name: name.into(),
-            bytes: Some(bytes),
-            ..Default::default()
-        }],
-        host_interfaces: interfaces,
-        ..Default::default()
-    }
+    builder.build()
 }
 
 /// Keeps the [`ComponentHandle`]s of workloads that list `bench:capture`.
@@ -68,6 +38,8 @@ impl Capture {
 }
 
 impl HostPlugin for Capture {
+    type WorkloadState = ();
+
     fn id(&self) -> &str {
         "bench-capture"
     }
@@ -81,12 +53,17 @@ impl HostPlugin for Capture {
         )]
     }
 
-    fn on_workload_item_bind(&self, _item: &mut ItemBind<'_>) -> Result<(), PluginError> {
+    fn on_workload_bind<'a>(&'a self, _workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn on_workload_item_bind(&self, _: &(), _item: &mut ItemBind<'_>) -> Result<(), PluginError> {
         Ok(())
     }
 
     fn on_workload_resolved<'a>(
         &'a self,
+        _: &'a mut (),
         workload: &'a ResolvedWorkload<'a>,
     ) -> PluginFuture<'a, ()> {
         if let Ok(mut handles) = self.0.lock() {

@@ -93,11 +93,6 @@ impl CompileCache {
     }
 }
 
-/// Hex SHA-256 of some bytes.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// Adapts SHA-256 to `std::hash::Hasher`, so the engine's compatibility hash
 /// becomes a key that is stable across processes (unlike `DefaultHasher`).
 #[derive(Default)]

@@ -1,14 +1,12 @@
-//! The wasmtime engine and everything done once per component: validation,
-//! compilation (or a cache load), linking and pre-instantiation, plus the
-//! per-instance store setup that makes requests cheap.
+//! The wasmtime engine and what is done once per distinct component:
+//! validation, compilation (or a compile-cache load) and the shared loaded
+//! code, on a few long-lived preparation threads. The engine knows nothing
+//! of hosts, plugins or stores: those layers sit above it.
 
 pub(crate) mod cache;
 mod epoch;
 pub(crate) mod failure;
-pub(crate) mod instances;
 pub(crate) mod limits;
-pub(crate) mod store;
-pub(crate) mod workload;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,19 +15,12 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 use wasmtime::component::Component as WasmComponent;
 
+use crate::digest::sha256_hex;
+use cache::CompileCache;
 pub use cache::{CacheOutcome, CacheStats};
-use cache::{CompileCache, sha256_hex};
 use epoch::EpochTicker;
 pub(crate) use failure::describe_error;
-pub use instances::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONCURRENCY, HttpWorld, Reuse};
 pub use limits::{DeadlineExceeded, MemoryLimitExceeded};
-
-/// Every instance slot of the host stayed taken for as long as the caller
-/// could wait.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the host is at its instance limit")]
-pub struct HostBusy;
-pub use workload::ResolveError;
 
 /// How often the engine's epoch ticks. Deadlines are checked at this grain.
 const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);

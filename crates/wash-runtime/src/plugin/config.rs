@@ -5,9 +5,21 @@
 
 use std::collections::BTreeMap;
 
-use super::wit::config::store::{self, Error as ConfigError};
-use super::wit::{PluginView, Plugins};
-use super::{HostPlugin, ItemBind, PluginError, ProvidedInterface, StoreState};
+use self::bindings::wasi::config::store::{self, Error as ConfigError};
+use super::{
+    HostPlugin, ItemBind, PluginError, PluginFuture, ProvidedInterface, StoreState, WorkloadBind,
+};
+use crate::instance::{PluginView, Plugins};
+
+/// Host bindings generated from `wit/`.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "wash:host/config",
+        imports: { default: async | trappable },
+        require_store_data_send: true,
+    });
+}
 
 const ID: &str = "wasi-config";
 
@@ -21,6 +33,8 @@ struct ConfigBinding {
 }
 
 impl HostPlugin for Config {
+    type WorkloadState = ();
+
     fn id(&self) -> &str {
         ID
     }
@@ -34,7 +48,11 @@ impl HostPlugin for Config {
         )]
     }
 
-    fn on_workload_item_bind(&self, item: &mut ItemBind<'_>) -> Result<(), PluginError> {
+    fn on_workload_bind<'a>(&'a self, _workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn on_workload_item_bind(&self, _: &(), item: &mut ItemBind<'_>) -> Result<(), PluginError> {
         let mut values: BTreeMap<String, String> = item
             .interfaces
             .iter()

@@ -1,9 +1,21 @@
 //! `wasi:logging/logging@0.1.0-draft`: guest log lines into `tracing`,
 //! tagged with workload and component.
 
-use super::wit::logging::logging::{self, Level};
-use super::wit::{PluginView, Plugins};
-use super::{HostPlugin, ItemBind, PluginError, ProvidedInterface, StoreState};
+use self::bindings::wasi::logging::logging::{self, Level};
+use super::{
+    HostPlugin, ItemBind, PluginError, PluginFuture, ProvidedInterface, StoreState, WorkloadBind,
+};
+use crate::instance::{PluginView, Plugins};
+
+/// Host bindings generated from `wit/`.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "wash:host/logging",
+        imports: { default: async | trappable },
+        require_store_data_send: true,
+    });
+}
 
 const ID: &str = "wasi-logging";
 
@@ -18,6 +30,8 @@ struct LoggingBinding {
 }
 
 impl HostPlugin for Logging {
+    type WorkloadState = ();
+
     fn id(&self) -> &str {
         ID
     }
@@ -31,7 +45,11 @@ impl HostPlugin for Logging {
         )]
     }
 
-    fn on_workload_item_bind(&self, item: &mut ItemBind<'_>) -> Result<(), PluginError> {
+    fn on_workload_bind<'a>(&'a self, _workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn on_workload_item_bind(&self, _: &(), item: &mut ItemBind<'_>) -> Result<(), PluginError> {
         item.bindings.insert(LoggingBinding {
             workload_id: item.workload_id.to_string(),
             component: item.component.name.clone(),

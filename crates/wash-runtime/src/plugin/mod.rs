@@ -12,7 +12,7 @@
 //! Per-component state a plugin needs in its host functions lives in
 //! [`Bindings`], reached from the store by type.
 
-mod bindings;
+mod backends;
 pub mod blobstore;
 pub mod config;
 mod fs;
@@ -22,17 +22,16 @@ pub mod messaging;
 pub(crate) mod names;
 pub(crate) mod nats;
 pub mod secrets;
-pub(crate) mod wit;
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use wasmtime::component::Linker;
 
-pub use self::bindings::{Bindings, BindingsBuilder};
-pub use self::wit::{PluginView, Plugins};
-pub use crate::engine::store::StoreState;
-pub use crate::host::invoke::ComponentHandle;
+pub use self::backends::{BackendChoice, BackendError, BackendKey, Backends, BoxError};
+use crate::instance::{BindingsBuilder, ComponentHandle, StoreState};
 use crate::types::{Component, WitInterface, Workload};
 
 /// What plugin hooks return.
@@ -115,12 +114,15 @@ pub enum PluginError {
         message: String,
     },
     /// The backend could not be reached or refused.
-    #[error("plugin `{plugin}`: {message}")]
+    #[error("plugin `{plugin}`: {context}")]
     Backend {
         /// The plugin.
         plugin: String,
         /// What failed, naming the backend and address.
-        message: String,
+        context: String,
+        /// Why.
+        #[source]
+        source: Option<BoxError>,
     },
     /// Linking the plugin's interfaces failed.
     #[error("plugin `{plugin}`: cannot link `{interface}`: {message}")]
@@ -130,6 +132,15 @@ pub enum PluginError {
         /// The interface.
         interface: String,
         /// What wasmtime said.
+        message: String,
+    },
+    /// The host broke a promise it makes plugins (a bug, reported instead
+    /// of a panic).
+    #[error("plugin `{plugin}`: {message}")]
+    Internal {
+        /// The plugin.
+        plugin: String,
+        /// What went wrong.
         message: String,
     },
 }
@@ -145,10 +156,12 @@ impl PluginError {
     }
 
     /// A backend error.
-    pub fn backend(plugin: &str, message: impl Into<String>) -> Self {
+    pub fn backend(plugin: &str, error: BackendError) -> Self {
+        let (context, source) = error.into_parts();
         Self::Backend {
             plugin: plugin.into(),
-            message: message.into(),
+            context,
+            source,
         }
     }
 
@@ -214,7 +227,60 @@ pub struct ResolvedWorkload<'a> {
 }
 
 /// An in-process provider of WIT interfaces.
+///
+/// A plugin keeps what it needs for one workload in its
+/// [`WorkloadState`](HostPlugin::WorkloadState): made by
+/// [`on_workload_bind`](HostPlugin::on_workload_bind), lent to the other
+/// hooks, and handed back by value to
+/// [`on_workload_unbind`](HostPlugin::on_workload_unbind). The host owns it
+/// in between and unbinds on every path a workload can end by, so a plugin
+/// keeps no map of workloads of its own.
+///
+/// ```
+/// use wash_runtime::plugin::{
+///     HostPlugin, ItemBind, PluginError, PluginFuture, ProvidedInterface, WorkloadBind,
+/// };
+///
+/// /// Greets in the language a workload configures.
+/// struct Greeter;
+///
+/// impl HostPlugin for Greeter {
+///     /// The greeting of one workload.
+///     type WorkloadState = String;
+///
+///     fn id(&self) -> &str {
+///         "greeter"
+///     }
+///
+///     fn world(&self) -> Vec<ProvidedInterface> {
+///         vec![ProvidedInterface::new("example", "greeter", "0.1.0", &["greet"])]
+///     }
+///
+///     fn on_workload_bind<'a>(&'a self, bind: &'a WorkloadBind<'a>) -> PluginFuture<'a, String> {
+///         Box::pin(async move {
+///             let language = bind.interfaces.iter().find_map(|i| i.config.get("language"));
+///             Ok(match language.map(String::as_str) {
+///                 Some("fr") => "bonjour".to_string(),
+///                 _ => "hello".to_string(),
+///             })
+///         })
+///     }
+///
+///     fn on_workload_item_bind(
+///         &self,
+///         greeting: &String,
+///         item: &mut ItemBind<'_>,
+///     ) -> Result<(), PluginError> {
+///         // Host functions find it in the component's bindings by type.
+///         item.bindings.insert(greeting.clone());
+///         Ok(())
+///     }
+/// }
+/// ```
 pub trait HostPlugin: Send + Sync + 'static {
+    /// What the plugin keeps for one workload, from bind to unbind.
+    type WorkloadState: Send + Sync + 'static;
+
     /// A unique id, e.g. `wasi-keyvalue`.
     fn id(&self) -> &str;
 
@@ -237,42 +303,221 @@ pub trait HostPlugin: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
-    /// A workload using this plugin is starting: validate its configuration
-    /// and reach its backends. An error fails the start.
-    fn on_workload_bind<'a>(&'a self, workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, ()> {
-        let _ = workload;
-        Box::pin(async { Ok(()) })
-    }
+    /// A workload using this plugin is starting: validate its configuration,
+    /// reach its backends and return what the plugin keeps for it. An error
+    /// fails the start.
+    fn on_workload_bind<'a>(
+        &'a self,
+        workload: &'a WorkloadBind<'a>,
+    ) -> PluginFuture<'a, Self::WorkloadState>;
 
     /// Links this plugin's interfaces for one component.
-    fn on_workload_item_bind(&self, item: &mut ItemBind<'_>) -> Result<(), PluginError>;
+    fn on_workload_item_bind(
+        &self,
+        state: &Self::WorkloadState,
+        item: &mut ItemBind<'_>,
+    ) -> Result<(), PluginError>;
 
-    /// Every component of the workload is ready.
+    /// Every component of the workload is ready (e.g. to subscribe them).
     fn on_workload_resolved<'a>(
         &'a self,
+        state: &'a mut Self::WorkloadState,
         workload: &'a ResolvedWorkload<'a>,
     ) -> PluginFuture<'a, ()> {
-        let _ = workload;
+        let _ = (state, workload);
         Box::pin(async { Ok(()) })
     }
 
-    /// The workload stopped (or failed to start after binding).
-    fn on_workload_unbind<'a>(&'a self, workload_id: &'a str) -> PluginFuture<'a, ()> {
+    /// The workload stopped, or failed to start after binding: release what
+    /// `state` holds. Dropping the state must release it too; this hook is
+    /// for work that needs to wait (flushes, graceful unsubscribes).
+    fn on_workload_unbind<'a>(
+        &'a self,
+        workload_id: &'a str,
+        state: Self::WorkloadState,
+    ) -> PluginFuture<'a, ()> {
         let _ = workload_id;
+        drop(state);
         Box::pin(async { Ok(()) })
     }
 }
 
+/// A plugin's per-workload state with its type erased, as the host keeps it.
+pub(crate) type AnyState = Box<dyn Any + Send + Sync>;
+
+/// [`HostPlugin`] without its state type, so plugins of every kind can sit
+/// in one list.
+trait ErasedPlugin: Send + Sync {
+    fn id(&self) -> &str;
+    fn world(&self) -> Vec<ProvidedInterface>;
+    fn called_interfaces(&self) -> Vec<crate::types::WitInterface>;
+    fn start(&self) -> PluginFuture<'_, ()>;
+    fn stop(&self) -> PluginFuture<'_, ()>;
+    fn bind<'a>(&'a self, workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, AnyState>;
+    fn item_bind(&self, state: &AnyState, item: &mut ItemBind<'_>) -> Result<(), PluginError>;
+    fn resolved<'a>(
+        &'a self,
+        state: &'a mut AnyState,
+        workload: &'a ResolvedWorkload<'a>,
+    ) -> PluginFuture<'a, ()>;
+    fn unbind<'a>(&'a self, workload_id: &'a str, state: AnyState) -> PluginFuture<'a, ()>;
+}
+
+/// The host only hands a plugin states that plugin made; anything else is a
+/// bug in the host, reported instead of panicking.
+fn foreign_state(plugin: &str) -> PluginError {
+    PluginError::Internal {
+        plugin: plugin.to_string(),
+        message: "was handed another plugin's workload state".into(),
+    }
+}
+
+impl<P: HostPlugin> ErasedPlugin for P {
+    fn id(&self) -> &str {
+        HostPlugin::id(self)
+    }
+
+    fn world(&self) -> Vec<ProvidedInterface> {
+        HostPlugin::world(self)
+    }
+
+    fn called_interfaces(&self) -> Vec<crate::types::WitInterface> {
+        HostPlugin::called_interfaces(self)
+    }
+
+    fn start(&self) -> PluginFuture<'_, ()> {
+        HostPlugin::start(self)
+    }
+
+    fn stop(&self) -> PluginFuture<'_, ()> {
+        HostPlugin::stop(self)
+    }
+
+    fn bind<'a>(&'a self, workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, AnyState> {
+        Box::pin(async move {
+            let state = self.on_workload_bind(workload).await?;
+            Ok(Box::new(state) as AnyState)
+        })
+    }
+
+    fn item_bind(&self, state: &AnyState, item: &mut ItemBind<'_>) -> Result<(), PluginError> {
+        let state = state
+            .downcast_ref::<P::WorkloadState>()
+            .ok_or_else(|| foreign_state(HostPlugin::id(self)))?;
+        self.on_workload_item_bind(state, item)
+    }
+
+    fn resolved<'a>(
+        &'a self,
+        state: &'a mut AnyState,
+        workload: &'a ResolvedWorkload<'a>,
+    ) -> PluginFuture<'a, ()> {
+        match state.downcast_mut::<P::WorkloadState>() {
+            Some(state) => self.on_workload_resolved(state, workload),
+            None => Box::pin(async move { Err(foreign_state(HostPlugin::id(self))) }),
+        }
+    }
+
+    fn unbind<'a>(&'a self, workload_id: &'a str, state: AnyState) -> PluginFuture<'a, ()> {
+        match state.downcast::<P::WorkloadState>() {
+            Ok(state) => self.on_workload_unbind(workload_id, *state),
+            Err(_) => Box::pin(async move { Err(foreign_state(HostPlugin::id(self))) }),
+        }
+    }
+}
+
+/// A plugin of any kind, as the host holds it. Cheap to clone.
+#[derive(Clone)]
+pub struct Plugin(Arc<dyn ErasedPlugin>);
+
+impl Plugin {
+    /// Wraps a plugin.
+    pub fn new<P: HostPlugin>(plugin: P) -> Self {
+        Self(Arc::new(plugin))
+    }
+
+    /// The plugin's id.
+    pub fn id(&self) -> &str {
+        self.0.id()
+    }
+
+    /// The interfaces it provides.
+    pub fn world(&self) -> Vec<ProvidedInterface> {
+        self.0.world()
+    }
+
+    /// Exports of components it calls.
+    pub fn called_interfaces(&self) -> Vec<crate::types::WitInterface> {
+        self.0.called_interfaces()
+    }
+
+    pub(crate) fn start(&self) -> PluginFuture<'_, ()> {
+        self.0.start()
+    }
+
+    pub(crate) fn stop(&self) -> PluginFuture<'_, ()> {
+        self.0.stop()
+    }
+
+    pub(crate) fn bind<'a>(&'a self, workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, AnyState> {
+        self.0.bind(workload)
+    }
+
+    pub(crate) fn item_bind(
+        &self,
+        state: &AnyState,
+        item: &mut ItemBind<'_>,
+    ) -> Result<(), PluginError> {
+        self.0.item_bind(state, item)
+    }
+
+    pub(crate) fn resolved<'a>(
+        &'a self,
+        state: &'a mut AnyState,
+        workload: &'a ResolvedWorkload<'a>,
+    ) -> PluginFuture<'a, ()> {
+        self.0.resolved(state, workload)
+    }
+
+    pub(crate) fn unbind<'a>(
+        &'a self,
+        workload_id: &'a str,
+        state: AnyState,
+    ) -> PluginFuture<'a, ()> {
+        self.0.unbind(workload_id, state)
+    }
+}
+
+impl<P: HostPlugin> From<Arc<P>> for Plugin {
+    fn from(plugin: Arc<P>) -> Self {
+        Self(plugin)
+    }
+}
+
+impl<P: HostPlugin> From<P> for Plugin {
+    fn from(plugin: P) -> Self {
+        Self::new(plugin)
+    }
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Plugin").field(&self.id()).finish()
+    }
+}
+
 /// The built-in plugins, each with its in-process default backend:
-/// config, logging, key-value, blobstore, messaging and secrets.
-pub fn builtin() -> Vec<std::sync::Arc<dyn HostPlugin>> {
+/// config, logging, key-value, blobstore, messaging and secrets. The
+/// key-value, blobstore and messaging plugins share one [`Backends`] cache.
+pub fn builtin() -> Vec<Plugin> {
+    let backends = Backends::new();
     vec![
-        std::sync::Arc::new(config::Config),
-        std::sync::Arc::new(logging::Logging),
-        std::sync::Arc::new(keyvalue::KeyValue::in_memory()),
-        std::sync::Arc::new(blobstore::Blobstore::in_memory()),
-        std::sync::Arc::new(messaging::Messaging::in_memory()),
-        std::sync::Arc::new(secrets::Secrets::new()),
+        Plugin::new(config::Config),
+        Plugin::new(logging::Logging),
+        Plugin::new(keyvalue::KeyValue::in_memory().with_backends(backends.clone())),
+        Plugin::new(blobstore::Blobstore::in_memory().with_backends(backends.clone())),
+        Plugin::new(messaging::Messaging::in_memory().with_backends(backends)),
+        Plugin::new(secrets::Secrets::new()),
     ]
 }
 
@@ -284,26 +529,6 @@ pub(crate) fn split_list(value: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-/// Rejects configuration keys outside `known`, naming the first stranger.
-pub(crate) fn check_keys(
-    plugin: &str,
-    interface: &WitInterface,
-    known: &[&str],
-) -> Result<(), PluginError> {
-    match interface
-        .config
-        .keys()
-        .find(|k| !known.contains(&k.as_str()))
-    {
-        Some(key) => Err(PluginError::config(
-            plugin,
-            key,
-            format!("unknown key (known keys: {})", known.join(", ")),
-        )),
-        None => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! Connecting to NATS for the plugins that use it (each plugin keeps its
-//! own client per URL), and the name encodings that let any bucket or key
-//! through NATS's restricted alphabet.
+//! Connecting to NATS for the plugins that use it (what they connect is
+//! kept in the shared [`Backends`](super::Backends) cache), and the name
+//! encodings that let any bucket or key through NATS's restricted alphabet.
 
 use std::time::Duration;
 
 use futures::StreamExt;
+
+use super::BackendError;
 
 /// How long a first connection may take before the start fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -12,12 +14,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects to `url`; the error names the address.
-pub(crate) async fn connect(url: &str) -> Result<async_nats::Client, String> {
+pub(crate) async fn connect(url: &str) -> Result<async_nats::Client, BackendError> {
     async_nats::ConnectOptions::new()
         .connection_timeout(CONNECT_TIMEOUT)
         .connect(url)
         .await
-        .map_err(|e| format!("cannot connect to NATS at {url}: {e}"))
+        .map_err(|e| BackendError::new(format!("cannot connect to NATS at {url}"), e))
 }
 
 /// Returns once the server has processed everything `client` sent before
@@ -29,22 +31,24 @@ pub(crate) async fn connect(url: &str) -> Result<async_nats::Client, String> {
 /// The server handles one connection's protocol lines in order, so a
 /// message to a fresh inbox coming back proves every earlier line was
 /// handled.
-pub(crate) async fn confirm(client: &async_nats::Client) -> Result<(), String> {
+pub(crate) async fn confirm(client: &async_nats::Client) -> Result<(), BackendError> {
     let inbox = client.new_inbox();
     let mut probe = client
         .subscribe(inbox.clone())
         .await
-        .map_err(|e| format!("NATS subscribe: {e}"))?;
+        .map_err(|e| BackendError::new("NATS subscribe", e))?;
     client
         .publish(inbox, bytes::Bytes::new())
         .await
-        .map_err(|e| format!("NATS publish: {e}"))?;
+        .map_err(|e| BackendError::new("NATS publish", e))?;
     match tokio::time::timeout(CONFIRM_TIMEOUT, probe.next()).await {
         Ok(Some(_)) => Ok(()),
-        Ok(None) => Err("the NATS connection closed before the server confirmed".into()),
-        Err(_) => Err(format!(
-            "the NATS server did not confirm the subscription within {CONFIRM_TIMEOUT:?}"
+        Ok(None) => Err(BackendError::message(
+            "the NATS connection closed before the server confirmed",
         )),
+        Err(_) => Err(BackendError::message(format!(
+            "the NATS server did not confirm the subscription within {CONFIRM_TIMEOUT:?}"
+        ))),
     }
 }
 

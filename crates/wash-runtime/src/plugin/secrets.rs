@@ -7,17 +7,32 @@
 //! prints as `<redacted>` and is zeroed when dropped.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use wasmtime::component::Resource;
 use zeroize::Zeroizing;
 
-use super::wit::secrets::reveal;
-use super::wit::secrets::store::{self, SecretValue as WitSecretValue, SecretsError};
-use super::wit::{PluginView, Plugins};
+use self::bindings::wasmcloud::secrets::reveal;
+use self::bindings::wasmcloud::secrets::store::{
+    self, SecretValue as WitSecretValue, SecretsError,
+};
 use super::{
     HostPlugin, ItemBind, PluginError, PluginFuture, ProvidedInterface, StoreState, WorkloadBind,
 };
+use crate::instance::{PluginView, Plugins};
+
+/// Host bindings generated from `wit/`.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "wash:host/secrets",
+        imports: { default: async | trappable },
+        require_store_data_send: true,
+        with: {
+            "wasmcloud:secrets/store.secret": crate::plugin::secrets::Secret,
+        },
+    });
+}
 
 const ID: &str = "wasmcloud-secrets";
 
@@ -36,13 +51,10 @@ pub struct Secret(Arc<SecretValue>);
 
 /// Provides `wasmcloud:secrets/store` and `reveal`.
 #[derive(Debug, Default)]
-pub struct Secrets {
-    /// Secrets resolved per workload at bind time.
-    by_workload: Mutex<HashMap<String, Arc<SecretMap>>>,
-}
+pub struct Secrets;
 
 /// A workload's secrets by name.
-type SecretMap = HashMap<String, Arc<SecretValue>>;
+pub type SecretMap = HashMap<String, Arc<SecretValue>>;
 
 struct SecretsBinding {
     secrets: Arc<SecretMap>,
@@ -51,7 +63,7 @@ struct SecretsBinding {
 impl Secrets {
     /// A plugin with no secrets yet.
     pub fn new() -> Self {
-        Self::default()
+        Self
     }
 
     fn resolve(name: &str, source: &str) -> Result<SecretValue, PluginError> {
@@ -75,6 +87,9 @@ impl Secrets {
 }
 
 impl HostPlugin for Secrets {
+    /// The workload's secrets, read once at bind time.
+    type WorkloadState = Arc<SecretMap>;
+
     fn id(&self) -> &str {
         ID
     }
@@ -88,7 +103,10 @@ impl HostPlugin for Secrets {
         )]
     }
 
-    fn on_workload_bind<'a>(&'a self, workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, ()> {
+    fn on_workload_bind<'a>(
+        &'a self,
+        workload: &'a WorkloadBind<'a>,
+    ) -> PluginFuture<'a, Arc<SecretMap>> {
         Box::pin(async move {
             let mut secrets = HashMap::new();
             for interface in &workload.interfaces {
@@ -96,37 +114,22 @@ impl HostPlugin for Secrets {
                     secrets.insert(name.clone(), Arc::new(Self::resolve(name, source)?));
                 }
             }
-            self.by_workload
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(workload.workload_id.to_string(), Arc::new(secrets));
-            Ok(())
+            Ok(Arc::new(secrets))
         })
     }
 
-    fn on_workload_item_bind(&self, item: &mut ItemBind<'_>) -> Result<(), PluginError> {
-        let secrets = self
-            .by_workload
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(item.workload_id)
-            .cloned()
-            .unwrap_or_default();
-        item.bindings.insert(SecretsBinding { secrets });
+    fn on_workload_item_bind(
+        &self,
+        secrets: &Arc<SecretMap>,
+        item: &mut ItemBind<'_>,
+    ) -> Result<(), PluginError> {
+        item.bindings.insert(SecretsBinding {
+            secrets: secrets.clone(),
+        });
         store::add_to_linker::<StoreState, Plugins>(item.linker, StoreState::plugin_view)
             .map_err(|e| PluginError::link(ID, "wasmcloud:secrets/store", e))?;
         reveal::add_to_linker::<StoreState, Plugins>(item.linker, StoreState::plugin_view)
             .map_err(|e| PluginError::link(ID, "wasmcloud:secrets/reveal", e))
-    }
-
-    fn on_workload_unbind<'a>(&'a self, workload_id: &'a str) -> PluginFuture<'a, ()> {
-        Box::pin(async move {
-            self.by_workload
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(workload_id);
-            Ok(())
-        })
     }
 }
 

@@ -60,12 +60,13 @@ pub enum WashletError {
     #[error("host id `{0}` must be non-empty and free of `.`, `*`, `>` and whitespace")]
     InvalidHostId(String),
     /// Subscribing failed.
-    #[error("cannot subscribe to `{subject}`: {reason}")]
+    #[error("cannot subscribe to `{subject}`")]
     Subscribe {
         /// The subject.
         subject: String,
         /// What NATS said.
-        reason: String,
+        #[source]
+        source: crate::plugin::BoxError,
     },
 }
 
@@ -109,14 +110,14 @@ impl Washlet {
                 .await
                 .map_err(|e| WashletError::Subscribe {
                     subject: subject.clone(),
-                    reason: e.to_string(),
+                    source: e.into(),
                 })?;
         // Answer the first request sent after `start` returns, not miss it.
         crate::plugin::nats::confirm(&nats)
             .await
-            .map_err(|reason| WashletError::Subscribe {
+            .map_err(|e| WashletError::Subscribe {
                 subject: subject.clone(),
-                reason,
+                source: e.into(),
             })?;
         let inner = Arc::new(Inner {
             host,

@@ -3,11 +3,11 @@
 
 #[allow(unused_imports, reason = "not every test binary starts servers")]
 pub use test_support::servers;
+#[allow(unused_imports, reason = "each test binary uses a different subset")]
+pub use test_support::{fixture, fixtures_dir, http_workload, interface};
 pub mod upstream;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,30 +19,6 @@ use hyper_util::rt::TokioExecutor;
 use wash_runtime::engine::{Engine, EngineBuilder};
 use wash_runtime::host::http::{HttpServerBuilder, Router};
 use wash_runtime::host::{Host, HostBuilder};
-use wash_runtime::types::{Component, LocalResources, WitInterface, Workload};
-
-/// Directory of the built guest components.
-pub fn fixtures_dir() -> PathBuf {
-    match std::env::var_os("WASH_FIXTURES_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../components/target/wasm32-wasip2/release"),
-    }
-}
-
-/// The bytes of a fixture component, e.g. `http_hello_world`.
-pub fn fixture(name: &str) -> Bytes {
-    let path = fixtures_dir().join(format!("{name}.wasm"));
-    match std::fs::read(&path) {
-        Ok(bytes) => bytes.into(),
-        Err(e) => panic!(
-            "fixture {} is missing ({e}); build the guest components first: \
-             `cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml` \
-             (or run ./scripts/test.sh)",
-            path.display()
-        ),
-    }
-}
 
 /// A small engine: tests run many hosts at once, so keep each pool modest.
 pub fn engine() -> Engine {
@@ -64,7 +40,7 @@ pub async fn host(router: Arc<dyn Router>, timeout: Duration) -> Host {
 }
 
 /// A host serving HTTP with the given plugins and a [`DynamicRouter`].
-pub async fn plugin_host(plugins: Vec<Arc<dyn wash_runtime::plugin::HostPlugin>>) -> Host {
+pub async fn plugin_host(plugins: Vec<wash_runtime::plugin::Plugin>) -> Host {
     let mut builder = HostBuilder::new()
         .with_engine(engine())
         .with_request_timeout(Duration::from_secs(20))
@@ -76,19 +52,6 @@ pub async fn plugin_host(plugins: Vec<Arc<dyn wash_runtime::plugin::HostPlugin>>
         builder = builder.with_plugin(plugin).expect("unique plugin ids");
     }
     builder.start().await.expect("host starts")
-}
-
-/// A host interface entry, e.g. `("wasi", "keyvalue")` with config.
-pub fn interface(namespace: &str, package: &str, config: &[(&str, &str)]) -> WitInterface {
-    WitInterface {
-        namespace: namespace.into(),
-        package: package.into(),
-        config: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    }
 }
 
 /// Sends `method` with `body` to `path` on the workload routed at `host`.
@@ -116,31 +79,6 @@ pub async fn send(
         .expect("body")
         .to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-/// A one-component HTTP workload with the given `wasi:http` config.
-pub fn http_workload(name: &str, bytes: Bytes, http_config: &[(&str, &str)]) -> Workload {
-    Workload {
-        namespace: "test".into(),
-        name: name.into(),
-        components: vec![Component {
-            name: name.into(),
-            bytes: Some(bytes),
-            local_resources: LocalResources::default(),
-            ..Default::default()
-        }],
-        host_interfaces: vec![WitInterface {
-            namespace: "wasi".into(),
-            package: "http".into(),
-            interfaces: vec!["incoming-handler".into()],
-            config: http_config
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
 }
 
 /// An HTTP/1.1 client with keep-alive.
@@ -223,5 +161,44 @@ pub mod logs {
             .filter(|line| needles.iter().all(|n| line.contains(n)))
             .map(str::to_string)
             .collect()
+    }
+}
+
+/// Holds every workload that names `example:gate` in its bind until the
+/// test lets it through (one permit per workload).
+pub struct Gate(pub Arc<tokio::sync::Semaphore>);
+
+impl wash_runtime::plugin::HostPlugin for Gate {
+    type WorkloadState = ();
+
+    fn id(&self) -> &str {
+        "gate"
+    }
+
+    fn world(&self) -> Vec<wash_runtime::plugin::ProvidedInterface> {
+        vec![wash_runtime::plugin::ProvidedInterface::new(
+            "example",
+            "gate",
+            "0.1.0",
+            &["gate"],
+        )]
+    }
+
+    fn on_workload_bind<'a>(
+        &'a self,
+        _workload: &'a wash_runtime::plugin::WorkloadBind<'a>,
+    ) -> wash_runtime::plugin::PluginFuture<'a, ()> {
+        Box::pin(async move {
+            let _pass = self.0.acquire().await;
+            Ok(())
+        })
+    }
+
+    fn on_workload_item_bind(
+        &self,
+        _: &(),
+        _item: &mut wash_runtime::plugin::ItemBind<'_>,
+    ) -> Result<(), wash_runtime::plugin::PluginError> {
+        Ok(())
     }
 }

@@ -14,24 +14,9 @@ use clap::Args;
 use notify::{RecursiveMode, Watcher};
 use serde::Serialize;
 use tokio::sync::mpsc;
-use wash_runtime::engine::{CacheOutcome, EngineBuilder};
-use wash_runtime::host::egress::DefaultOutgoingHandler;
-use wash_runtime::host::http::{DevRouter, HttpServerBuilder};
-use wash_runtime::host::{Host, HostApi, HostBuilder, HostError};
-use wash_runtime::plugin::HostPlugin;
-use wash_runtime::plugin::blobstore::{
-    Blobstore, BlobstoreBackend, FilesystemBlobstore, InMemoryBlobstore,
-};
-use wash_runtime::plugin::config::Config;
-use wash_runtime::plugin::keyvalue::{
-    FilesystemKeyValue, InMemoryKeyValue, KeyValue, KeyValueBackend, NatsKeyValue, RedisKeyValue,
-};
-use wash_runtime::plugin::logging::Logging;
-use wash_runtime::plugin::messaging::{
-    InMemoryMessaging, Messaging, MessagingBackend, NatsMessaging,
-};
-use wash_runtime::plugin::secrets::Secrets;
-use wash_runtime::tls::TrustRoots;
+use wash_runtime::engine::CacheOutcome;
+use wash_runtime::host::http::DevRouter;
+use wash_runtime::host::{Host, HostApi};
 use wash_runtime::types::{
     Component, LocalResources, Volume, VolumeMount, VolumeSource, WitInterface, Workload,
 };
@@ -39,7 +24,8 @@ use wash_runtime::types::{
 use crate::build::{self, Project};
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::config::DevConfig;
-use crate::{output, paths};
+use crate::host_setup::{self, DefaultBackends, HostSetup};
+use crate::output;
 
 /// Where `wash dev` serves unless told otherwise.
 const DEFAULT_ADDRESS: &str = "127.0.0.1:8000";
@@ -324,37 +310,23 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
         _ = &mut shutdown => return Ok(()),
     };
 
-    let engine = EngineBuilder::new()
-        .with_compile_cache(paths::compile_cache_dir())
-        .build()
-        .context("cannot set up the WebAssembly engine")?;
-    let trust = args
-        .http_client_ca_paths
-        .iter()
-        .chain(dev_config.tls_ca_path.iter())
-        .fold(TrustRoots::webpki(), |roots, path| roots.with_ca_file(path));
-    let outgoing = DefaultOutgoingHandler::builder()
-        .trust(trust)
-        .build()
-        .context("cannot set up outbound HTTP (check --http-client-ca-path)")?;
-    let mut builder = HostBuilder::new().with_engine(engine).with_http(
-        HttpServerBuilder::new(address)
-            .router(Arc::new(DevRouter::default()))
-            .outgoing_handler(Arc::new(outgoing)),
-    );
-    if let Some(timeout) = args.request_timeout {
-        builder = builder.with_request_timeout(timeout);
-    }
-    for plugin in plugins(&dev_config).await? {
-        builder = builder.with_plugin(plugin)?;
-    }
-    let host = builder.start().await.map_err(|e| match e {
-        HostError::Bind { addr, source } => anyhow::anyhow!(
-            "cannot listen on {addr}: {source} (is another `wash dev` running? pick another \
-             address with --address)"
-        ),
-        other => other.into(),
-    })?;
+    let backends = DefaultBackends::from_dev_config(&dev_config).await?;
+    eprintln!("{}", backends.describe());
+    let host = host_setup::start(HostSetup {
+        address,
+        address_flag: "--address",
+        router: Arc::new(DevRouter::default()),
+        ca_paths: args
+            .http_client_ca_paths
+            .iter()
+            .chain(dev_config.tls_ca_path.iter())
+            .cloned()
+            .collect(),
+        plugins: backends.plugins(),
+        oci: None,
+        request_timeout: args.request_timeout,
+    })
+    .await?;
     let url = format!(
         "http://{}/",
         host.http_addr().context("the host has no HTTP address")?
@@ -543,54 +515,6 @@ fn volume_mounts(dev: &DevConfig) -> Vec<VolumeMount> {
             read_only: false,
         })
         .collect()
-}
-
-/// The capability plugins, with backends from the `dev` config section:
-/// in-process by default.
-async fn plugins(dev: &DevConfig) -> Result<Vec<Arc<dyn HostPlugin>>> {
-    let keyvalue: Arc<dyn KeyValueBackend> = match (
-        &dev.wasi_keyvalue_redis_url,
-        &dev.wasi_keyvalue_nats_url,
-        &dev.wasi_keyvalue_path,
-    ) {
-        (Some(url), None, None) => Arc::new(RedisKeyValue::connect(url).await?),
-        (None, Some(url), None) => Arc::new(NatsKeyValue::connect(url).await?),
-        (None, None, Some(path)) => {
-            Arc::new(FilesystemKeyValue::new(path).context("dev.wasi_keyvalue_path")?)
-        }
-        (None, None, None) => Arc::new(InMemoryKeyValue::default()),
-        _ => anyhow::bail!(
-            "set at most one of dev.wasi_keyvalue_redis_url, dev.wasi_keyvalue_nats_url and \
-             dev.wasi_keyvalue_path"
-        ),
-    };
-    let blobstore: Arc<dyn BlobstoreBackend> = match &dev.wasi_blobstore_path {
-        Some(path) => Arc::new(FilesystemBlobstore::new(path).context("dev.wasi_blobstore_path")?),
-        None => Arc::new(InMemoryBlobstore::default()),
-    };
-    let messaging: Arc<dyn MessagingBackend> = match &dev.data_nats_url {
-        Some(url) => Arc::new(
-            NatsMessaging::connect(url)
-                .await
-                .map_err(anyhow::Error::msg)
-                .context("dev.data_nats_url")?,
-        ),
-        None => Arc::new(InMemoryMessaging::default()),
-    };
-    eprintln!(
-        "Key-value: {}; blobs: {}; messaging: {}",
-        keyvalue.describe(),
-        blobstore.describe(),
-        messaging.describe()
-    );
-    Ok(vec![
-        Arc::new(Config),
-        Arc::new(Logging),
-        Arc::new(KeyValue::new(keyvalue)),
-        Arc::new(Blobstore::new(blobstore)),
-        Arc::new(Messaging::new(messaging)),
-        Arc::new(Secrets::new()),
-    ])
 }
 
 /// Swallows the burst of events an editor or compiler makes for one change.

@@ -9,20 +9,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use wash_runtime::engine::EngineBuilder;
-use wash_runtime::host::egress::DefaultOutgoingHandler;
-use wash_runtime::host::http::{DynamicRouter, HttpServerBuilder};
-use wash_runtime::host::{HostBuilder, HostError};
+use wash_runtime::host::http::DynamicRouter;
 use wash_runtime::oci::{OciClient, OciConfig};
-use wash_runtime::plugin::HostPlugin;
-use wash_runtime::plugin::blobstore::{Blobstore, NatsBlobstore};
-use wash_runtime::plugin::keyvalue::{KeyValue, NatsKeyValue};
-use wash_runtime::plugin::messaging::{Messaging, NatsMessaging};
-use wash_runtime::tls::TrustRoots;
 use wash_runtime::washlet::{DEFAULT_MAX_REQUEST, Washlet, WashletConfig};
 
 use crate::cli::GlobalArgs;
 use crate::config::{HostConfig, Locations};
+use crate::host_setup::{self, DefaultBackends, HostSetup};
 use crate::paths;
 
 #[derive(Debug, Args)]
@@ -246,32 +239,20 @@ pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
     )
     .await?;
 
-    let mut plugins = wash_runtime::plugin::builtin();
-    if let Some(url) = &args.data_nats_url {
-        let data = connect(
-            url,
-            args.data_tls.data_ca.as_ref(),
-            args.data_tls.data_cert.as_ref(),
-            args.data_tls.data_key.as_ref(),
-            "data",
-        )
-        .await?;
-        let on_nats: Vec<Arc<dyn HostPlugin>> = vec![
-            Arc::new(KeyValue::new(Arc::new(NatsKeyValue::with_client(
+    let backends = match &args.data_nats_url {
+        Some(url) => {
+            let data = connect(
                 url,
-                data.clone(),
-            )))),
-            Arc::new(Blobstore::new(Arc::new(NatsBlobstore::with_client(
-                url,
-                data.clone(),
-            )))),
-            Arc::new(Messaging::new(Arc::new(NatsMessaging::with_client(
-                url, data,
-            )))),
-        ];
-        plugins.retain(|p| on_nats.iter().all(|n| n.id() != p.id()));
-        plugins.extend(on_nats);
-    }
+                args.data_tls.data_ca.as_ref(),
+                args.data_tls.data_cert.as_ref(),
+                args.data_tls.data_key.as_ref(),
+                "data",
+            )
+            .await?;
+            DefaultBackends::on_nats(url, data)
+        }
+        None => DefaultBackends::in_memory(),
+    };
 
     let oci = OciClient::new(OciConfig {
         cache_dir: args
@@ -282,35 +263,16 @@ pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
         ca_files: Vec::new(),
         pull_timeout: args.registry_pull_timeout,
     })?;
-    let trust = args
-        .http_client_ca_paths
-        .iter()
-        .fold(TrustRoots::webpki(), |roots, path| roots.with_ca_file(path));
-    let outgoing = DefaultOutgoingHandler::builder()
-        .trust(trust)
-        .build()
-        .context("cannot set up outbound HTTP (check --http-client-ca-path)")?;
-    let engine = EngineBuilder::new()
-        .with_compile_cache(paths::compile_cache_dir())
-        .build()
-        .context("cannot set up the WebAssembly engine")?;
-    let mut builder = HostBuilder::new()
-        .with_engine(engine)
-        .with_oci(oci)
-        .with_http(
-            HttpServerBuilder::new(http_addr)
-                .router(Arc::new(DynamicRouter::new()))
-                .outgoing_handler(Arc::new(outgoing)),
-        );
-    for plugin in plugins {
-        builder = builder.with_plugin(plugin)?;
-    }
-    let host = builder.start().await.map_err(|e| match e {
-        HostError::Bind { addr, source } => {
-            anyhow::anyhow!("cannot listen for HTTP on {addr}: {source} (pick another --http-addr)")
-        }
-        other => other.into(),
-    })?;
+    let host = host_setup::start(HostSetup {
+        address: http_addr,
+        address_flag: "--http-addr",
+        router: Arc::new(DynamicRouter::new()),
+        ca_paths: args.http_client_ca_paths.clone(),
+        plugins: backends.plugins(),
+        oci: Some(oci),
+        request_timeout: None,
+    })
+    .await?;
 
     let washlet = Washlet::start(
         host.clone(),

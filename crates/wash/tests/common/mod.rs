@@ -22,17 +22,8 @@ pub fn repo() -> PathBuf {
 }
 
 /// A built guest component.
-pub fn fixture(name: &str) -> PathBuf {
-    let path = repo()
-        .join("components/target/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "fixture {} is missing: run ./scripts/test.sh (it builds components/)",
-        path.display()
-    );
-    path
-}
+#[allow(unused_imports, reason = "not every test binary runs a fixture")]
+pub use test_support::fixture_path as fixture;
 
 /// Target dir for guest builds made by tests: shared, so dependencies are
 /// compiled once, and apart from components/target so fixtures stay intact.

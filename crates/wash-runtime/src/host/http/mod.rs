@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 pub use router::{DevRouter, DynamicRouter, RouteError, Router};
 pub(crate) use service::Ingress;
 
-use crate::host::egress::OutgoingHandler;
+use crate::egress::OutgoingHandler;
 
 /// Default cap on open client connections.
 const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -70,7 +70,7 @@ impl HttpServerBuilder {
 
     /// Sends every outbound HTTP request of every guest (that passed its
     /// component's `allowed_hosts`), replacing the default
-    /// [`DefaultOutgoingHandler`](crate::host::egress::DefaultOutgoingHandler).
+    /// [`DefaultOutgoingHandler`](crate::egress::DefaultOutgoingHandler).
     pub fn outgoing_handler(mut self, handler: Arc<dyn OutgoingHandler>) -> Self {
         self.outgoing = Some(handler);
         self

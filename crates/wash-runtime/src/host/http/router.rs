@@ -54,6 +54,41 @@ pub enum RouteError {
 
 /// Maps requests to workload ids. The host registers a workload when it
 /// starts serving and unregisters it when it stops.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use wash_runtime::host::http::{RouteError, Router};
+/// use wash_runtime::types::Workload;
+///
+/// /// Sends every request to the one workload that serves HTTP.
+/// #[derive(Default)]
+/// struct OnlyOne(Mutex<Option<Arc<str>>>);
+///
+/// impl Router for OnlyOne {
+///     fn register(&self, workload_id: &str, _workload: &Workload) -> Result<(), RouteError> {
+///         *self.0.lock().unwrap() = Some(workload_id.into());
+///         Ok(())
+///     }
+///
+///     fn unregister(&self, workload_id: &str) {
+///         let mut current = self.0.lock().unwrap();
+///         if current.as_deref() == Some(workload_id) {
+///             *current = None;
+///         }
+///     }
+///
+///     fn route(&self, _host: &str, _path: &str) -> Option<Arc<str>> {
+///         self.0.lock().unwrap().clone()
+///     }
+/// }
+///
+/// let router = OnlyOne::default();
+/// router.register("hello", &Workload::default())?;
+/// assert_eq!(router.route("any.host", "/").as_deref(), Some("hello"));
+/// router.unregister("hello");
+/// assert_eq!(router.route("any.host", "/"), None);
+/// # Ok::<(), RouteError>(())
+/// ```
 pub trait Router: Send + Sync + 'static {
     /// Adds the routes of a workload that serves HTTP.
     fn register(&self, workload_id: &str, workload: &Workload) -> Result<(), RouteError>;

@@ -15,11 +15,12 @@ use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, TrapOrPan
 use super::coalesce::coalesce;
 use super::router::{Router, strip_port};
 use crate::engine::failure::{FailureKind, GuestFailure};
-use crate::engine::instances::{
+use crate::host::lifecycle::RunningWorkload;
+use crate::host::registry::Registry;
+use crate::host::resolve::HttpComponent;
+use crate::instance::pool::{
     ComponentInstances, InstanceEnd, InstanceWatch, Placement, RequestData, instance_watch,
 };
-use crate::engine::workload::HttpComponent;
-use crate::host::{Registry, RunningWorkload};
 
 /// How long a failed request waits to learn how its instance ended. The
 /// instance reports its end as soon as its store is dropped, which follows
@@ -316,7 +317,7 @@ async fn classify(
     }
     if let Some(instantiation) = error.downcast_ref::<InstantiationError<RequestData>>() {
         let exhausted = instantiation.error.chain().any(|e| {
-            e.is::<wasmtime::PoolConcurrencyLimitError>() || e.is::<crate::engine::HostBusy>()
+            e.is::<wasmtime::PoolConcurrencyLimitError>() || e.is::<crate::instance::HostBusy>()
         });
         let detail = GuestFailure::of(&instantiation.error).detail;
         return Failure {

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures::FutureExt;
 
 use super::{BlobFuture, BlobstoreBackend, ObjectInfo};
+use crate::plugin::BackendError;
 
 /// Containers as directories under a root.
 #[derive(Debug)]
@@ -32,11 +33,13 @@ impl FilesystemBlobstore {
         fs::entry(&self.dir(container), name)
     }
 
-    async fn require(&self, container: &str) -> Result<PathBuf, String> {
+    async fn require(&self, container: &str) -> Result<PathBuf, BackendError> {
         let dir = self.dir(container);
         match tokio::fs::metadata(&dir).await {
             Ok(meta) if meta.is_dir() => Ok(dir),
-            _ => Err(format!("container `{container}` does not exist")),
+            _ => Err(BackendError::message(format!(
+                "container `{container}` does not exist"
+            ))),
         }
     }
 }
@@ -48,8 +51,8 @@ fn seconds(time: std::io::Result<std::time::SystemTime>) -> u64 {
         .unwrap_or_default()
 }
 
-fn io(context: &str, error: impl std::fmt::Display) -> String {
-    format!("{context}: {error}")
+fn io(context: &str, error: std::io::Error) -> BackendError {
+    BackendError::new(context, error)
 }
 
 impl BlobstoreBackend for FilesystemBlobstore {
@@ -61,9 +64,9 @@ impl BlobstoreBackend for FilesystemBlobstore {
         async move {
             match tokio::fs::create_dir(self.dir(name)).await {
                 Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    Err(format!("container `{name}` already exists"))
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(
+                    BackendError::message(format!("container `{name}` already exists")),
+                ),
                 Err(e) => Err(io("cannot create container", e)),
             }
         }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures::FutureExt;
 
 use super::{BlobFuture, BlobstoreBackend, ObjectInfo, now_secs};
+use crate::plugin::BackendError;
 
 /// Containers held in memory.
 #[derive(Debug, Default)]
@@ -29,15 +30,15 @@ impl InMemoryBlobstore {
         &self,
         container: &str,
         f: impl FnOnce(&mut MemoryContainer) -> T,
-    ) -> Result<T, String> {
+    ) -> Result<T, BackendError> {
         self.containers()
             .get_mut(container)
             .map(f)
-            .ok_or_else(|| format!("container `{container}` does not exist"))
+            .ok_or_else(|| BackendError::message(format!("container `{container}` does not exist")))
     }
 }
 
-fn ready<'a, T: Send + 'a>(value: Result<T, String>) -> BlobFuture<'a, T> {
+fn ready<'a, T: Send + 'a>(value: Result<T, BackendError>) -> BlobFuture<'a, T> {
     futures::future::ready(value).boxed()
 }
 
@@ -49,7 +50,9 @@ impl BlobstoreBackend for InMemoryBlobstore {
     fn create_container<'a>(&'a self, name: &'a str) -> BlobFuture<'a, ()> {
         let mut containers = self.containers();
         if containers.contains_key(name) {
-            return ready(Err(format!("container `{name}` already exists")));
+            return ready(Err(BackendError::message(format!(
+                "container `{name}` already exists"
+            ))));
         }
         containers.insert(
             name.to_string(),

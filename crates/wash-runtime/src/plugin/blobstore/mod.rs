@@ -7,12 +7,12 @@
 //! Values are written through a `wasi:io` output stream and stored when
 //! the guest calls `finish`; a value dropped unfinished is discarded.
 
+mod bindings;
 mod filesystem;
 mod memory;
 mod nats;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -21,24 +21,25 @@ use wasmtime::component::Resource;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
+use self::bindings::types::{ContainerMetadata, ObjectId, ObjectMetadata};
+use self::bindings::{blobstore, container, types};
 pub use self::filesystem::FilesystemBlobstore;
 pub use self::memory::InMemoryBlobstore;
 pub use self::nats::NatsBlobstore;
+use super::backends::{BackendSet, ForGuest, in_directory};
 use super::names::{self, NameOf};
-use super::wit::blobstore::types::{ContainerMetadata, ObjectId, ObjectMetadata};
-use super::wit::blobstore::{blobstore, container, types};
-use super::wit::{PluginView, Plugins};
 use super::{
-    HostPlugin, ItemBind, PluginError, PluginFuture, ProvidedInterface, StoreState, WorkloadBind,
-    check_keys,
+    BackendChoice, BackendError, Backends, HostPlugin, ItemBind, PluginError, PluginFuture,
+    ProvidedInterface, StoreState, WorkloadBind,
 };
+use crate::instance::{PluginView, Plugins};
 
 const ID: &str = "wasi-blobstore";
 /// Largest value a guest may write in one object.
 const MAX_VALUE: usize = 64 << 20;
 
 /// What backend operations return; errors are messages for the guest.
-pub type BlobFuture<'a, T> = BoxFuture<'a, Result<T, String>>;
+pub type BlobFuture<'a, T> = BoxFuture<'a, Result<T, BackendError>>;
 
 /// Size and age of an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,23 @@ pub struct ObjectInfo {
 }
 
 /// A blob storage backend.
+///
+/// ```
+/// # async fn demo() -> Result<(), wash_runtime::plugin::BackendError> {
+/// use std::sync::Arc;
+/// use wash_runtime::plugin::blobstore::{Blobstore, BlobstoreBackend, InMemoryBlobstore};
+///
+/// let backend = Arc::new(InMemoryBlobstore::default());
+/// backend.create_container("photos").await?;
+/// backend.put("photos", "cat.jpg", bytes::Bytes::from_static(b"meow")).await?;
+/// assert_eq!(backend.list("photos").await?, ["cat.jpg"]);
+///
+/// // Serve it to guests as the default backend of `wasi:blobstore`.
+/// let plugin = Blobstore::new(backend);
+/// # drop(plugin);
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
 pub trait BlobstoreBackend: Send + Sync + 'static {
     /// Names the backend in logs and errors.
     fn describe(&self) -> String;
@@ -111,18 +129,14 @@ struct BlobBinding {
 
 /// Provides `wasi:blobstore`.
 pub struct Blobstore {
-    default: Arc<dyn BlobstoreBackend>,
-    backends: tokio::sync::Mutex<HashMap<String, Arc<dyn BlobstoreBackend>>>,
-    workloads: Mutex<HashMap<String, Arc<dyn BlobstoreBackend>>>,
+    backends: BackendSet<dyn BlobstoreBackend>,
 }
 
 impl Blobstore {
     /// A plugin whose default backend is `default`.
     pub fn new(default: Arc<dyn BlobstoreBackend>) -> Self {
         Self {
-            default,
-            backends: Default::default(),
-            workloads: Default::default(),
+            backends: BackendSet::new(default),
         }
     }
 
@@ -130,9 +144,30 @@ impl Blobstore {
     pub fn in_memory() -> Self {
         Self::new(Arc::new(InMemoryBlobstore::default()))
     }
+
+    /// Keeps backends built from workload config in `backends` (shared with
+    /// other plugins) instead of a cache of its own.
+    pub fn with_backends(mut self, backends: Backends) -> Self {
+        self.backends.share(backends);
+        self
+    }
+}
+
+/// Builds the backend a workload chose.
+async fn make(choice: BackendChoice) -> Result<Arc<dyn BlobstoreBackend>, BackendError> {
+    Ok(match choice {
+        BackendChoice::Filesystem { path } => {
+            Arc::new(in_directory(path, FilesystemBlobstore::new)?)
+        }
+        BackendChoice::Nats { url } => Arc::new(NatsBlobstore::connect(&url).await?),
+        _ => Arc::new(InMemoryBlobstore::default()),
+    })
 }
 
 impl HostPlugin for Blobstore {
+    /// The backend the workload's components use.
+    type WorkloadState = Arc<dyn BlobstoreBackend>;
+
     fn id(&self) -> &str {
         ID
     }
@@ -146,68 +181,31 @@ impl HostPlugin for Blobstore {
         )]
     }
 
-    fn on_workload_bind<'a>(&'a self, workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, ()> {
+    fn on_workload_bind<'a>(
+        &'a self,
+        workload: &'a WorkloadBind<'a>,
+    ) -> PluginFuture<'a, Arc<dyn BlobstoreBackend>> {
         Box::pin(async move {
-            let mut chosen = self.default.clone();
+            let mut chosen = self.backends.default_backend();
             for entry in &workload.interfaces {
-                check_keys(ID, entry, &["backend", "path", "url"])?;
-                let config = &entry.config;
-                let Some(kind) = config.get("backend") else {
-                    continue;
-                };
-                let setting = |key: &str| {
-                    config.get(key).cloned().ok_or_else(|| {
-                        PluginError::config(ID, key, format!("required by backend `{kind}`"))
-                    })
-                };
-                let key = format!("{kind}|{:?}|{:?}", config.get("path"), config.get("url"));
-                let mut backends = self.backends.lock().await;
-                chosen = match backends.get(&key) {
-                    Some(existing) => existing.clone(),
-                    None => {
-                        let backend: Arc<dyn BlobstoreBackend> = match kind.as_str() {
-                            "memory" => Arc::new(InMemoryBlobstore::default()),
-                            "filesystem" => Arc::new(
-                                FilesystemBlobstore::new(setting("path")?)
-                                    .map_err(|e| PluginError::backend(ID, e.to_string()))?,
-                            ),
-                            "nats" => Arc::new(
-                                NatsBlobstore::connect(&setting("url")?)
-                                    .await
-                                    .map_err(|e| PluginError::backend(ID, e))?,
-                            ),
-                            other => {
-                                return Err(PluginError::config(
-                                    ID,
-                                    "backend",
-                                    format!(
-                                        "unknown backend `{other}` (known: memory, filesystem, nats)"
-                                    ),
-                                ));
-                            }
-                        };
-                        backends.insert(key, backend.clone());
-                        backend
-                    }
-                };
+                let choice =
+                    BackendChoice::parse(ID, entry, &["memory", "filesystem", "nats"], &[])?;
+                if choice != BackendChoice::Default {
+                    chosen = self.backends.choose(ID, choice, make).await?;
+                }
             }
-            self.workloads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(workload.workload_id.to_string(), chosen);
-            Ok(())
+            Ok(chosen)
         })
     }
 
-    fn on_workload_item_bind(&self, item: &mut ItemBind<'_>) -> Result<(), PluginError> {
-        let backend = self
-            .workloads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(item.workload_id)
-            .cloned()
-            .unwrap_or_else(|| self.default.clone());
-        item.bindings.insert(BlobBinding { backend });
+    fn on_workload_item_bind(
+        &self,
+        backend: &Arc<dyn BlobstoreBackend>,
+        item: &mut ItemBind<'_>,
+    ) -> Result<(), PluginError> {
+        item.bindings.insert(BlobBinding {
+            backend: backend.clone(),
+        });
         let view = StoreState::plugin_view;
         types::add_to_linker::<StoreState, Plugins>(item.linker, view)
             .map_err(|e| PluginError::link(ID, "wasi:blobstore/types", e))?;
@@ -215,16 +213,6 @@ impl HostPlugin for Blobstore {
             .map_err(|e| PluginError::link(ID, "wasi:blobstore/container", e))?;
         blobstore::add_to_linker::<StoreState, Plugins>(item.linker, view)
             .map_err(|e| PluginError::link(ID, "wasi:blobstore/blobstore", e))
-    }
-
-    fn on_workload_unbind<'a>(&'a self, workload_id: &'a str) -> PluginFuture<'a, ()> {
-        Box::pin(async move {
-            self.workloads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(workload_id);
-            Ok(())
-        })
     }
 }
 
@@ -272,7 +260,7 @@ impl blobstore::Host for PluginView<'_> {
         }
         let backend = self.blob_backend()?;
         if let Err(e) = backend.create_container(&name).await {
-            return Ok(Err(e));
+            return Ok(Err(e.into()));
         }
         Ok(Ok(self.table.push(Container { backend, name })?))
     }
@@ -288,7 +276,7 @@ impl blobstore::Host for PluginView<'_> {
         match backend.container_exists(&name).await {
             Ok(true) => Ok(Ok(self.table.push(Container { backend, name })?)),
             Ok(false) => Ok(Err(format!("container `{name}` does not exist"))),
-            Err(e) => Ok(Err(e)),
+            Err(e) => Ok(Err(e.into())),
         }
     }
 
@@ -296,14 +284,22 @@ impl blobstore::Host for PluginView<'_> {
         if let Err(e) = container_name(&name) {
             return Ok(Err(e));
         }
-        Ok(self.blob_backend()?.delete_container(&name).await)
+        Ok(self
+            .blob_backend()?
+            .delete_container(&name)
+            .await
+            .for_guest())
     }
 
     async fn container_exists(&mut self, name: String) -> wasmtime::Result<Result<bool, String>> {
         if let Err(e) = container_name(&name) {
             return Ok(Err(e));
         }
-        Ok(self.blob_backend()?.container_exists(&name).await)
+        Ok(self
+            .blob_backend()?
+            .container_exists(&name)
+            .await
+            .for_guest())
     }
 
     async fn copy_object(
@@ -323,7 +319,10 @@ impl blobstore::Host for PluginView<'_> {
         if let Err(e) = copy(&*backend, &src, &dest).await {
             return Ok(Err(e));
         }
-        Ok(backend.delete(&src.container, &src.object).await)
+        Ok(backend
+            .delete(&src.container, &src.object)
+            .await
+            .for_guest())
     }
 }
 
@@ -346,7 +345,10 @@ async fn copy(
                 src.object, src.container
             )
         })?;
-    backend.put(&dest.container, &dest.object, data).await
+    backend
+        .put(&dest.container, &dest.object, data)
+        .await
+        .for_guest()
 }
 
 impl container::Host for PluginView<'_> {}
@@ -367,7 +369,8 @@ impl container::HostContainer for PluginView<'_> {
         Ok(backend
             .container_created(&name)
             .await
-            .map(|created_at| ContainerMetadata { name, created_at }))
+            .map(|created_at| ContainerMetadata { name, created_at })
+            .for_guest())
     }
 
     async fn get_data(
@@ -388,7 +391,7 @@ impl container::HostContainer for PluginView<'_> {
                     "object `{name}` not found in container `{container}`"
                 )));
             }
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(Err(e.into())),
         };
         // Offsets are inclusive; clamp to the object.
         let len = data.len() as u64;
@@ -424,7 +427,7 @@ impl container::HostContainer for PluginView<'_> {
                 names.sort();
                 Ok(Ok(self.table.push(ObjectNames { names, position: 0 })?))
             }
-            Err(e) => Ok(Err(e)),
+            Err(e) => Ok(Err(e.into())),
         }
     }
 
@@ -437,7 +440,7 @@ impl container::HostContainer for PluginView<'_> {
             return Ok(Err(e));
         }
         let (backend, container) = self.container(&this)?;
-        Ok(backend.delete(&container, &name).await)
+        Ok(backend.delete(&container, &name).await.for_guest())
     }
 
     async fn delete_objects(
@@ -451,7 +454,7 @@ impl container::HostContainer for PluginView<'_> {
         let (backend, container) = self.container(&this)?;
         for name in names {
             if let Err(e) = backend.delete(&container, &name).await {
-                return Ok(Err(e));
+                return Ok(Err(e.into()));
             }
         }
         Ok(Ok(()))
@@ -466,7 +469,11 @@ impl container::HostContainer for PluginView<'_> {
             return Ok(Err(e));
         }
         let (backend, container) = self.container(&this)?;
-        Ok(backend.info(&container, &name).await.map(|i| i.is_some()))
+        Ok(backend
+            .info(&container, &name)
+            .await
+            .map(|i| i.is_some())
+            .for_guest())
     }
 
     async fn object_info(
@@ -488,7 +495,7 @@ impl container::HostContainer for PluginView<'_> {
             Ok(None) => Err(format!(
                 "object `{name}` not found in container `{container}`"
             )),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         })
     }
 
@@ -496,11 +503,11 @@ impl container::HostContainer for PluginView<'_> {
         let (backend, container) = self.container(&this)?;
         let names = match backend.list(&container).await {
             Ok(names) => names,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(Err(e.into())),
         };
         for name in names {
             if let Err(e) = backend.delete(&container, &name).await {
-                return Ok(Err(e));
+                return Ok(Err(e.into()));
             }
         }
         Ok(Ok(()))
@@ -581,7 +588,10 @@ impl types::HostOutgoingValue for PluginView<'_> {
         let Some((backend, container, name)) = value.target else {
             return Ok(Err("write-data was not called for this value".into()));
         };
-        Ok(backend.put(&container, &name, value.body.contents()).await)
+        Ok(backend
+            .put(&container, &name, value.body.contents())
+            .await
+            .for_guest())
     }
 
     async fn drop(&mut self, this: Resource<OutgoingValue>) -> wasmtime::Result<()> {

@@ -8,6 +8,7 @@ use tokio::io::AsyncReadExt;
 
 use super::{BlobFuture, BlobstoreBackend, ObjectInfo};
 use crate::plugin::nats::{connect, encode_bucket};
+use crate::plugin::{BackendError, BoxError};
 
 /// Containers as NATS object store buckets.
 pub struct NatsBlobstore {
@@ -17,7 +18,7 @@ pub struct NatsBlobstore {
 
 impl NatsBlobstore {
     /// Connects to the NATS server at `url`.
-    pub async fn connect(url: &str) -> Result<Self, String> {
+    pub async fn connect(url: &str) -> Result<Self, BackendError> {
         Ok(Self::with_client(url, connect(url).await?))
     }
 
@@ -29,16 +30,16 @@ impl NatsBlobstore {
         }
     }
 
-    async fn store(&self, container: &str) -> Result<object_store::ObjectStore, String> {
+    async fn store(&self, container: &str) -> Result<object_store::ObjectStore, BackendError> {
         self.jetstream
             .get_object_store(encode_bucket(container))
             .await
-            .map_err(|_| format!("container `{container}` does not exist"))
+            .map_err(|_| BackendError::message(format!("container `{container}` does not exist")))
     }
 }
 
-fn nats(what: &str, error: impl std::fmt::Display) -> String {
-    format!("NATS {what}: {error}")
+fn nats(what: &str, error: impl Into<BoxError>) -> BackendError {
+    BackendError::new(format!("NATS {what}"), error)
 }
 
 impl BlobstoreBackend for NatsBlobstore {
@@ -49,7 +50,9 @@ impl BlobstoreBackend for NatsBlobstore {
     fn create_container<'a>(&'a self, name: &'a str) -> BlobFuture<'a, ()> {
         async move {
             if self.store(name).await.is_ok() {
-                return Err(format!("container `{name}` already exists"));
+                return Err(BackendError::message(format!(
+                    "container `{name}` already exists"
+                )));
             }
             self.jetstream
                 .create_object_store(object_store::Config {
@@ -86,7 +89,7 @@ impl BlobstoreBackend for NatsBlobstore {
                 .jetstream
                 .get_stream(format!("OBJ_{}", encode_bucket(name)))
                 .await
-                .map_err(|_| format!("container `{name}` does not exist"))?;
+                .map_err(|_| BackendError::message(format!("container `{name}` does not exist")))?;
             let info = stream.info().await.map_err(|e| nats("container info", e))?;
             Ok(info.created.unix_timestamp().max(0) as u64)
         }

@@ -8,32 +8,35 @@
 //! names can go to two backends. Without entries the plugin's default
 //! backend serves every bucket.
 
+mod bindings;
 mod filesystem;
 mod memory;
 mod nats;
 mod redis;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use wasmtime::component::Resource;
 
+use self::bindings::store::{Error as WitError, KeyResponse};
+use self::bindings::{atomics, batch, store};
 pub use self::filesystem::FilesystemKeyValue;
 pub use self::memory::InMemoryKeyValue;
 pub use self::nats::NatsKeyValue;
 pub use self::redis::RedisKeyValue;
+use super::backends::{BackendSet, in_directory};
 use super::names::{self, NameOf};
-use super::wit::keyvalue::store::{Error as WitError, KeyResponse};
-use super::wit::keyvalue::{atomics, batch, store};
-use super::wit::{PluginView, Plugins};
 use super::{
-    HostPlugin, ItemBind, PluginError, PluginFuture, ProvidedInterface, StoreState, WorkloadBind,
-    check_keys,
+    BackendChoice, BackendError, Backends, HostPlugin, ItemBind, PluginError, PluginFuture,
+    ProvidedInterface, StoreState, WorkloadBind,
 };
-use crate::types::WitInterface;
+use crate::instance::{PluginView, Plugins};
 
 const ID: &str = "wasi-keyvalue";
+/// Backends a workload may choose.
+const KINDS: &[&str] = &["memory", "filesystem", "nats", "redis"];
 /// Keys returned per `list-keys` page.
 pub(crate) const PAGE: usize = 1000;
 
@@ -56,6 +59,24 @@ pub enum KvError {
 pub type KvFuture<'a, T> = BoxFuture<'a, Result<T, KvError>>;
 
 /// A key-value backend: a source of buckets.
+///
+/// ```
+/// # async fn demo() -> Result<(), wash_runtime::plugin::keyvalue::KvError> {
+/// use std::sync::Arc;
+/// use wash_runtime::plugin::keyvalue::{InMemoryKeyValue, KeyValue, KeyValueBackend};
+///
+/// let backend = Arc::new(InMemoryKeyValue::default());
+/// let carts = backend.open("carts").await?;
+/// carts.set("alice", b"3 apples".to_vec()).await?;
+/// assert_eq!(carts.get("alice").await?, Some(b"3 apples".to_vec()));
+/// assert_eq!(carts.increment("visits", 2).await?, 2);
+///
+/// // Serve it to guests as the default backend of `wasi:keyvalue`.
+/// let plugin = KeyValue::new(backend);
+/// # drop(plugin);
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
 pub trait KeyValueBackend: Send + Sync + 'static {
     /// Names the backend in logs and errors, e.g. `redis at redis://...`.
     fn describe(&self) -> String;
@@ -101,9 +122,9 @@ pub(crate) fn add(old: u64, delta: u64) -> Result<u64, KvError> {
         .ok_or_else(|| KvError::Other("increment overflows u64".into()))
 }
 
-/// Backends a workload chose.
+/// Backends a workload chose: the plugin's state for it.
 #[derive(Clone)]
-struct Choice {
+pub struct Choice {
     /// For `open` of any name without a named instance.
     default: Arc<dyn KeyValueBackend>,
     /// Named instances: name -> backend and the bucket it maps to.
@@ -117,19 +138,14 @@ struct KvBinding {
 
 /// Provides `wasi:keyvalue`.
 pub struct KeyValue {
-    default: Arc<dyn KeyValueBackend>,
-    /// Backends built from workload config, shared by equal settings.
-    backends: tokio::sync::Mutex<HashMap<String, Arc<dyn KeyValueBackend>>>,
-    workloads: Mutex<HashMap<String, Choice>>,
+    backends: BackendSet<dyn KeyValueBackend>,
 }
 
 impl KeyValue {
     /// A plugin whose default backend is `default`.
     pub fn new(default: Arc<dyn KeyValueBackend>) -> Self {
         Self {
-            default,
-            backends: Default::default(),
-            workloads: Default::default(),
+            backends: BackendSet::new(default),
         }
     }
 
@@ -138,60 +154,29 @@ impl KeyValue {
         Self::new(Arc::new(InMemoryKeyValue::default()))
     }
 
-    /// The backend one host interface entry asks for.
-    async fn backend_for(
-        &self,
-        entry: &WitInterface,
-    ) -> Result<Arc<dyn KeyValueBackend>, PluginError> {
-        check_keys(ID, entry, &["backend", "url", "path", "bucket"])?;
-        let config = &entry.config;
-        let Some(kind) = config.get("backend") else {
-            return Ok(self.default.clone());
-        };
-        let setting = |key: &str| {
-            config.get(key).cloned().ok_or_else(|| {
-                PluginError::config(ID, key, format!("required by backend `{kind}`"))
-            })
-        };
-        let key = format!(
-            "{kind}|{}|{}",
-            config.get("url").map_or("", |s| s),
-            config.get("path").map_or("", |s| s)
-        );
-        let mut backends = self.backends.lock().await;
-        if let Some(existing) = backends.get(&key) {
-            return Ok(existing.clone());
-        }
-        let backend: Arc<dyn KeyValueBackend> = match kind.as_str() {
-            "memory" => Arc::new(InMemoryKeyValue::default()),
-            "filesystem" => Arc::new(
-                FilesystemKeyValue::new(setting("path")?)
-                    .map_err(|e| PluginError::backend(ID, e.to_string()))?,
-            ),
-            "nats" => Arc::new(
-                NatsKeyValue::connect(&setting("url")?)
-                    .await
-                    .map_err(|e| PluginError::backend(ID, e.to_string()))?,
-            ),
-            "redis" => Arc::new(
-                RedisKeyValue::connect(&setting("url")?)
-                    .await
-                    .map_err(|e| PluginError::backend(ID, e.to_string()))?,
-            ),
-            other => {
-                return Err(PluginError::config(
-                    ID,
-                    "backend",
-                    format!("unknown backend `{other}` (known: memory, filesystem, nats, redis)"),
-                ));
-            }
-        };
-        backends.insert(key, backend.clone());
-        Ok(backend)
+    /// Keeps backends built from workload config in `backends` (shared with
+    /// other plugins) instead of a cache of its own.
+    pub fn with_backends(mut self, backends: Backends) -> Self {
+        self.backends.share(backends);
+        self
     }
 }
 
+/// Builds the backend a workload chose.
+async fn make(choice: BackendChoice) -> Result<Arc<dyn KeyValueBackend>, BackendError> {
+    Ok(match choice {
+        BackendChoice::Filesystem { path } => {
+            Arc::new(in_directory(path, FilesystemKeyValue::new)?)
+        }
+        BackendChoice::Nats { url } => Arc::new(NatsKeyValue::connect(&url).await?),
+        BackendChoice::Redis { url } => Arc::new(RedisKeyValue::connect(&url).await?),
+        _ => Arc::new(InMemoryKeyValue::default()),
+    })
+}
+
 impl HostPlugin for KeyValue {
+    type WorkloadState = Choice;
+
     fn id(&self) -> &str {
         ID
     }
@@ -205,14 +190,15 @@ impl HostPlugin for KeyValue {
         )]
     }
 
-    fn on_workload_bind<'a>(&'a self, workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, ()> {
+    fn on_workload_bind<'a>(&'a self, workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, Choice> {
         Box::pin(async move {
             let mut choice = Choice {
-                default: self.default.clone(),
+                default: self.backends.default_backend(),
                 named: HashMap::new(),
             };
             for entry in &workload.interfaces {
-                let backend = self.backend_for(entry).await?;
+                let configured = BackendChoice::parse(ID, entry, KINDS, &["bucket"])?;
+                let backend = self.backends.choose(ID, configured, make).await?;
                 match &entry.name {
                     Some(name) => {
                         let bucket = entry.config.get("bucket").cloned().unwrap_or(name.clone());
@@ -221,26 +207,18 @@ impl HostPlugin for KeyValue {
                     None => choice.default = backend,
                 }
             }
-            self.workloads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(workload.workload_id.to_string(), choice);
-            Ok(())
+            Ok(choice)
         })
     }
 
-    fn on_workload_item_bind(&self, item: &mut ItemBind<'_>) -> Result<(), PluginError> {
-        let choice = self
-            .workloads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(item.workload_id)
-            .cloned()
-            .unwrap_or_else(|| Choice {
-                default: self.default.clone(),
-                named: HashMap::new(),
-            });
-        item.bindings.insert(KvBinding { choice });
+    fn on_workload_item_bind(
+        &self,
+        choice: &Choice,
+        item: &mut ItemBind<'_>,
+    ) -> Result<(), PluginError> {
+        item.bindings.insert(KvBinding {
+            choice: choice.clone(),
+        });
         let link = |name: &str, result: wasmtime::Result<()>| {
             result.map_err(|e| PluginError::link(ID, name, e))
         };
@@ -262,16 +240,6 @@ impl HostPlugin for KeyValue {
             )?;
         }
         Ok(())
-    }
-
-    fn on_workload_unbind<'a>(&'a self, workload_id: &'a str) -> PluginFuture<'a, ()> {
-        Box::pin(async move {
-            self.workloads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(workload_id);
-            Ok(())
-        })
     }
 }
 

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures::{FutureExt, TryStreamExt};
 
 use super::{KeyValueBackend, KeyValueBucket, KvError, KvFuture, PAGE, add, parse_counter};
+use crate::plugin::BackendError;
 use crate::plugin::nats::{connect, decode_key, encode_bucket, encode_key};
 
 /// Locks striping the keys of a bucket, for local increments.
@@ -25,8 +26,8 @@ pub struct NatsKeyValue {
 
 impl NatsKeyValue {
     /// Connects to the NATS server at `url`.
-    pub async fn connect(url: &str) -> Result<Self, KvError> {
-        let client = connect(url).await.map_err(KvError::Other)?;
+    pub async fn connect(url: &str) -> Result<Self, BackendError> {
+        let client = connect(url).await?;
         Ok(Self::with_client(url, client))
     }
 

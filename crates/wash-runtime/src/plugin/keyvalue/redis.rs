@@ -8,6 +8,7 @@ use futures::FutureExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{KeyValueBackend, KeyValueBucket, KvError, KvFuture, PAGE};
+use crate::plugin::BackendError;
 
 /// Buckets as key prefixes in one Redis database.
 pub struct RedisKeyValue {
@@ -18,16 +19,16 @@ pub struct RedisKeyValue {
 impl RedisKeyValue {
     /// Connects to `url` (`redis://host:port/db`). The connection heals
     /// itself after Redis restarts; calls meanwhile fail with an error.
-    pub async fn connect(url: &str) -> Result<Self, KvError> {
+    pub async fn connect(url: &str) -> Result<Self, BackendError> {
         let client = redis::Client::open(url)
-            .map_err(|e| KvError::Other(format!("invalid Redis URL `{url}`: {e}")))?;
+            .map_err(|e| BackendError::new(format!("invalid Redis URL `{url}`"), e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(1);
         let connection = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(|e| KvError::Other(format!("cannot connect to Redis at {url}: {e}")))?;
+            .map_err(|e| BackendError::new(format!("cannot connect to Redis at {url}"), e))?;
         Ok(Self {
             url: url.to_string(),
             connection,

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::{Deliveries, Delivery, Message, MessagingBackend, Subscription, subject_matches};
+use crate::plugin::BackendError;
 
 /// A message bus within this process.
 #[derive(Default)]
@@ -45,8 +46,9 @@ impl InMemoryMessaging {
         });
     }
 
-    /// Delivers to every plain subscriber and one member of each queue group.
-    fn deliver(&self, message: &Message) {
+    /// Delivers to every plain subscriber and one member of each queue
+    /// group; returns how many received it.
+    fn deliver(&self, message: &Message) -> usize {
         let mut subscribers = self.subscribers();
         subscribers.retain(|s| !s.sender.is_closed());
         let matching: Vec<&Subscriber> = subscribers
@@ -54,10 +56,11 @@ impl InMemoryMessaging {
             .filter(|s| subject_matches(&s.pattern, &message.subject))
             .collect();
         let mut groups: Vec<(&str, Vec<&Subscriber>)> = Vec::new();
+        let mut received = 0;
         for subscriber in matching {
             match &subscriber.queue_group {
                 None => {
-                    let _ = subscriber.sender.send(message.clone());
+                    received += usize::from(subscriber.sender.send(message.clone()).is_ok());
                 }
                 Some(group) => match groups.iter_mut().find(|(g, _)| g == group) {
                     Some((_, members)) => members.push(subscriber),
@@ -67,8 +70,9 @@ impl InMemoryMessaging {
         }
         for (_, members) in groups {
             let pick = self.turn.fetch_add(1, Ordering::Relaxed) % members.len();
-            let _ = members[pick].sender.send(message.clone());
+            received += usize::from(members[pick].sender.send(message.clone()).is_ok());
         }
+        received
     }
 }
 
@@ -77,7 +81,7 @@ impl MessagingBackend for InMemoryMessaging {
         "in-process bus".into()
     }
 
-    fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), String>> {
+    fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), BackendError>> {
         self.deliver(&message);
         futures::future::ready(Ok(())).boxed()
     }
@@ -87,29 +91,40 @@ impl MessagingBackend for InMemoryMessaging {
         subject: String,
         body: Bytes,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<Message, String>> {
+    ) -> BoxFuture<'_, Result<Message, BackendError>> {
         async move {
             let inbox = format!("_INBOX.{}", self.next_inbox.fetch_add(1, Ordering::Relaxed));
             let (sender, mut replies) = mpsc::unbounded_channel();
             self.add(&inbox, None, sender);
-            self.deliver(&Message {
+            let received = self.deliver(&Message {
                 subject: subject.clone(),
                 body,
                 reply_to: Some(inbox),
             });
+            // As NATS does: a request nobody subscribes to fails at once.
+            if received == 0 {
+                return Err(BackendError::message(format!(
+                    "no responders on `{subject}`"
+                )));
+            }
             // Dropping `replies` when done unsubscribes the inbox.
             match tokio::time::timeout(timeout, replies.recv()).await {
                 Ok(Some(reply)) => Ok(reply),
-                Ok(None) => Err(format!("no responders on `{subject}`")),
-                Err(_) => Err(format!(
+                Ok(None) => Err(BackendError::message(format!(
+                    "no responders on `{subject}`"
+                ))),
+                Err(_) => Err(BackendError::message(format!(
                     "request to `{subject}` timed out after {timeout:?}"
-                )),
+                ))),
             }
         }
         .boxed()
     }
 
-    fn subscribe(&self, subscription: Subscription) -> BoxFuture<'_, Result<Deliveries, String>> {
+    fn subscribe(
+        &self,
+        subscription: Subscription,
+    ) -> BoxFuture<'_, Result<Deliveries, BackendError>> {
         let (sender, receiver) = mpsc::unbounded_channel();
         for subject in &subscription.subjects {
             self.add(subject, subscription.queue_group.clone(), sender.clone());

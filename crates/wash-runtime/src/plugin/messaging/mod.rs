@@ -10,11 +10,12 @@
 //! traps leaves a JetStream message unacknowledged, so it is delivered
 //! again; on core subjects the failure is logged.
 
+mod bindings;
 mod memory;
 mod nats;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,15 +25,16 @@ use futures::stream::BoxStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use self::bindings::types::BrokerMessage;
+use self::bindings::{MessageHandlerPre, consumer};
 pub use self::memory::InMemoryMessaging;
 pub use self::nats::NatsMessaging;
-use super::wit::messaging::consumer;
-use super::wit::messaging::types::BrokerMessage;
-use super::wit::{MessageHandlerPre, PluginView, Plugins};
+use super::backends::BackendSet;
 use super::{
-    ComponentHandle, HostPlugin, ItemBind, PluginError, PluginFuture, ProvidedInterface,
-    ResolvedWorkload, StoreState, WorkloadBind, check_keys, split_list,
+    BackendChoice, BackendError, Backends, ComponentHandle, HostPlugin, ItemBind, PluginError,
+    PluginFuture, ProvidedInterface, ResolvedWorkload, StoreState, WorkloadBind, split_list,
 };
+use crate::instance::{PluginView, Plugins};
 
 const ID: &str = "wasmcloud-messaging";
 const HANDLER: &str = "wasmcloud:messaging/handler";
@@ -81,27 +83,69 @@ pub struct Subscription {
 pub type Deliveries = BoxStream<'static, Delivery>;
 
 /// A message broker.
+///
+/// ```
+/// # async fn demo() -> Result<(), wash_runtime::plugin::BackendError> {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use futures::StreamExt;
+/// use wash_runtime::plugin::messaging::{
+///     InMemoryMessaging, Message, Messaging, MessagingBackend, Subscription,
+/// };
+///
+/// let bus = Arc::new(InMemoryMessaging::default());
+/// let mut orders = bus
+///     .subscribe(Subscription { subjects: vec!["orders.>".into()], ..Default::default() })
+///     .await?;
+/// bus.publish(Message { subject: "orders.new".into(), body: "42".into(), reply_to: None })
+///     .await?;
+/// let delivery = orders.next().await.expect("delivered");
+/// assert_eq!(delivery.message.body, "42");
+///
+/// // Nobody listens here: a request fails at once, as on NATS.
+/// let unanswered = bus.request("billing.x".into(), "?".into(), Duration::from_secs(1)).await;
+/// assert!(unanswered.is_err());
+///
+/// // Serve it to guests as the default backend of `wasmcloud:messaging`.
+/// let plugin = Messaging::new(bus);
+/// # drop(plugin);
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
 pub trait MessagingBackend: Send + Sync + 'static {
     /// Names the backend in logs and errors.
     fn describe(&self) -> String;
     /// Publishes a message.
-    fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), String>>;
+    fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), BackendError>>;
     /// Publishes a request and waits for the first reply.
     fn request(
         &self,
         subject: String,
         body: Bytes,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<Message, String>>;
+    ) -> BoxFuture<'_, Result<Message, BackendError>>;
     /// Subscribes.
-    fn subscribe(&self, subscription: Subscription) -> BoxFuture<'_, Result<Deliveries, String>>;
+    fn subscribe(
+        &self,
+        subscription: Subscription,
+    ) -> BoxFuture<'_, Result<Deliveries, BackendError>>;
 }
 
-/// What a workload chose.
-struct WorkloadMessaging {
+/// What the plugin keeps for one workload: its backend, what it subscribes
+/// to, and the tasks that dispatch its deliveries (aborted when this is
+/// dropped, so a workload that ends by any path stops receiving).
+pub struct WorkloadMessaging {
     backend: Arc<dyn MessagingBackend>,
     subscription: Option<Subscription>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for WorkloadMessaging {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 struct MessagingBinding {
@@ -110,18 +154,17 @@ struct MessagingBinding {
 
 /// Provides `wasmcloud:messaging`.
 pub struct Messaging {
-    default: Arc<dyn MessagingBackend>,
-    backends: tokio::sync::Mutex<HashMap<String, Arc<dyn MessagingBackend>>>,
-    workloads: Mutex<HashMap<String, WorkloadMessaging>>,
+    backends: BackendSet<dyn MessagingBackend>,
+    /// Dispatch tasks running right now, across workloads.
+    dispatching: Arc<AtomicUsize>,
 }
 
 impl Messaging {
     /// A plugin whose default backend is `default`.
     pub fn new(default: Arc<dyn MessagingBackend>) -> Self {
         Self {
-            default,
-            backends: Default::default(),
-            workloads: Default::default(),
+            backends: BackendSet::new(default),
+            dispatching: Arc::default(),
         }
     }
 
@@ -130,12 +173,30 @@ impl Messaging {
         Self::new(Arc::new(InMemoryMessaging::default()))
     }
 
-    fn workloads(&self) -> std::sync::MutexGuard<'_, HashMap<String, WorkloadMessaging>> {
-        self.workloads.lock().unwrap_or_else(|e| e.into_inner())
+    /// Keeps backends built from workload config in `backends` (shared with
+    /// other plugins) instead of a cache of its own.
+    pub fn with_backends(mut self, backends: Backends) -> Self {
+        self.backends.share(backends);
+        self
+    }
+
+    /// Subscriptions delivering to handlers right now, across workloads.
+    pub fn dispatchers(&self) -> usize {
+        self.dispatching.load(Ordering::Relaxed)
     }
 }
 
+/// Builds the backend a workload chose.
+async fn make(choice: BackendChoice) -> Result<Arc<dyn MessagingBackend>, BackendError> {
+    Ok(match choice {
+        BackendChoice::Nats { url } => Arc::new(NatsMessaging::connect(&url).await?),
+        _ => Arc::new(InMemoryMessaging::default()),
+    })
+}
+
 impl HostPlugin for Messaging {
+    type WorkloadState = WorkloadMessaging;
+
     fn id(&self) -> &str {
         ID
     }
@@ -159,58 +220,24 @@ impl HostPlugin for Messaging {
         }]
     }
 
-    fn on_workload_bind<'a>(&'a self, workload: &'a WorkloadBind<'a>) -> PluginFuture<'a, ()> {
+    fn on_workload_bind<'a>(
+        &'a self,
+        workload: &'a WorkloadBind<'a>,
+    ) -> PluginFuture<'a, WorkloadMessaging> {
         Box::pin(async move {
-            let mut backend = self.default.clone();
+            let mut backend = self.backends.default_backend();
             let mut subscription = None;
             for entry in &workload.interfaces {
-                check_keys(
+                let choice = BackendChoice::parse(
                     ID,
                     entry,
-                    &[
-                        "backend",
-                        "url",
-                        "subscriptions",
-                        "queue-group",
-                        "stream",
-                        "durable",
-                    ],
+                    &["memory", "nats"],
+                    &["subscriptions", "queue-group", "stream", "durable"],
                 )?;
-                let config = &entry.config;
-                if let Some(kind) = config.get("backend") {
-                    let url = config.get("url").cloned().unwrap_or_default();
-                    let key = format!("{kind}|{url}");
-                    let mut backends = self.backends.lock().await;
-                    backend = match backends.get(&key) {
-                        Some(existing) => existing.clone(),
-                        None => {
-                            let created: Arc<dyn MessagingBackend> = match kind.as_str() {
-                                "memory" => Arc::new(InMemoryMessaging::default()),
-                                "nats" if url.is_empty() => {
-                                    return Err(PluginError::config(
-                                        ID,
-                                        "url",
-                                        "required by backend `nats`",
-                                    ));
-                                }
-                                "nats" => Arc::new(
-                                    NatsMessaging::connect(&url)
-                                        .await
-                                        .map_err(|e| PluginError::backend(ID, e))?,
-                                ),
-                                other => {
-                                    return Err(PluginError::config(
-                                        ID,
-                                        "backend",
-                                        format!("unknown backend `{other}` (known: memory, nats)"),
-                                    ));
-                                }
-                            };
-                            backends.insert(key, created.clone());
-                            created
-                        }
-                    };
+                if choice != BackendChoice::Default {
+                    backend = self.backends.choose(ID, choice, make).await?;
                 }
+                let config = &entry.config;
                 if let Some(subjects) = config.get("subscriptions") {
                     let durable = config.get("stream").map(|stream| {
                         let consumer = config.get("durable").cloned().unwrap_or_else(|| {
@@ -231,27 +258,24 @@ impl HostPlugin for Messaging {
                     ));
                 }
             }
-            self.workloads().insert(
-                workload.workload_id.to_string(),
-                WorkloadMessaging {
-                    backend,
-                    subscription,
-                    tasks: Vec::new(),
-                },
-            );
-            Ok(())
+            Ok(WorkloadMessaging {
+                backend,
+                subscription,
+                tasks: Vec::new(),
+            })
         })
     }
 
-    fn on_workload_item_bind(&self, item: &mut ItemBind<'_>) -> Result<(), PluginError> {
-        let backend = self
-            .workloads()
-            .get(item.workload_id)
-            .map(|w| w.backend.clone())
-            .unwrap_or_else(|| self.default.clone());
-        item.bindings.insert(MessagingBinding { backend });
+    fn on_workload_item_bind(
+        &self,
+        state: &WorkloadMessaging,
+        item: &mut ItemBind<'_>,
+    ) -> Result<(), PluginError> {
+        item.bindings.insert(MessagingBinding {
+            backend: state.backend.clone(),
+        });
         let view = StoreState::plugin_view;
-        super::wit::messaging::types::add_to_linker::<StoreState, Plugins>(item.linker, view)
+        self::bindings::types::add_to_linker::<StoreState, Plugins>(item.linker, view)
             .map_err(|e| PluginError::link(ID, "wasmcloud:messaging/types", e))?;
         if item.imports_interface("consumer") {
             consumer::add_to_linker::<StoreState, Plugins>(item.linker, view)
@@ -262,19 +286,16 @@ impl HostPlugin for Messaging {
 
     fn on_workload_resolved<'a>(
         &'a self,
+        state: &'a mut WorkloadMessaging,
         workload: &'a ResolvedWorkload<'a>,
     ) -> PluginFuture<'a, ()> {
         Box::pin(async move {
-            let (backend, subscription) = match self.workloads().get(workload.workload_id) {
-                Some(w) => (w.backend.clone(), w.subscription.clone()),
-                None => return Ok(()),
-            };
             let handlers: Vec<&ComponentHandle> = workload
                 .components
                 .iter()
                 .filter(|c| c.exports_interface(HANDLER))
                 .collect();
-            let Some(subscription) = subscription else {
+            let Some(subscription) = state.subscription.clone() else {
                 if let Some(handler) = handlers.first() {
                     tracing::warn!(
                         workload_id = %workload.workload_id,
@@ -291,33 +312,56 @@ impl HostPlugin for Messaging {
                     format!("no component of the workload exports {HANDLER}"),
                 ));
             }
-            let mut tasks = Vec::new();
             for handler in handlers {
                 let pre = MessageHandlerPre::new(handler.instance_pre().clone())
                     .map_err(|e| PluginError::link(ID, HANDLER, e))?;
-                let deliveries = backend
+                let deliveries = state
+                    .backend
                     .subscribe(subscription.clone())
                     .await
                     .map_err(|e| PluginError::backend(ID, e))?;
-                tasks.push(tokio::spawn(dispatch(deliveries, handler.clone(), pre)));
-            }
-            if let Some(state) = self.workloads().get_mut(workload.workload_id) {
-                state.tasks = tasks;
+                let live = Dispatching::new(&self.dispatching);
+                state.tasks.push(tokio::spawn(dispatch(
+                    deliveries,
+                    handler.clone(),
+                    pre,
+                    live,
+                )));
             }
             Ok(())
         })
     }
 
-    fn on_workload_unbind<'a>(&'a self, workload_id: &'a str) -> PluginFuture<'a, ()> {
+    fn on_workload_unbind<'a>(
+        &'a self,
+        _workload_id: &'a str,
+        mut state: WorkloadMessaging,
+    ) -> PluginFuture<'a, ()> {
         Box::pin(async move {
-            if let Some(state) = self.workloads().remove(workload_id) {
-                // Dropping the delivery streams unsubscribes.
-                for task in state.tasks {
-                    task.abort();
-                }
+            // Dropping the delivery streams unsubscribes; waiting for the
+            // aborted tasks means nothing is delivered once this returns.
+            for task in std::mem::take(&mut state.tasks) {
+                task.abort();
+                let _ = task.await;
             }
             Ok(())
         })
+    }
+}
+
+/// Counts a dispatch task for as long as it lives (aborted or not).
+struct Dispatching(Arc<AtomicUsize>);
+
+impl Dispatching {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Dispatching {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -326,6 +370,7 @@ async fn dispatch(
     mut deliveries: Deliveries,
     handler: ComponentHandle,
     pre: MessageHandlerPre<StoreState>,
+    _live: Dispatching,
 ) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     while let Some(delivery) = deliveries.next().await {
@@ -415,7 +460,8 @@ impl consumer::Host for PluginView<'_> {
                 subject: reply.subject,
                 body: reply.body.to_vec(),
                 reply_to: reply.reply_to,
-            }))
+            })
+            .map_err(|e| e.report()))
     }
 
     async fn publish(&mut self, message: BrokerMessage) -> wasmtime::Result<Result<(), String>> {
@@ -426,11 +472,12 @@ impl consumer::Host for PluginView<'_> {
                 body: message.body.into(),
                 reply_to: message.reply_to,
             })
-            .await)
+            .await
+            .map_err(|e| e.report()))
     }
 }
 
-impl super::wit::messaging::types::Host for PluginView<'_> {}
+impl self::bindings::types::Host for PluginView<'_> {}
 
 /// NATS subject matching: `*` is one token, `>` one or more trailing ones.
 pub(crate) fn subject_matches(pattern: &str, subject: &str) -> bool {

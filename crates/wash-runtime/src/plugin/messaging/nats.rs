@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use super::{Acknowledge, Deliveries, Delivery, Message, MessagingBackend, Subscription};
+use crate::plugin::BackendError;
 use crate::plugin::nats::{confirm, connect};
 
 /// How long JetStream waits for an ack before delivering again.
@@ -25,7 +26,7 @@ pub struct NatsMessaging {
 
 impl NatsMessaging {
     /// Connects to the NATS server at `url`.
-    pub async fn connect(url: &str) -> Result<Self, String> {
+    pub async fn connect(url: &str) -> Result<Self, BackendError> {
         Ok(Self::with_client(url, connect(url).await?))
     }
 
@@ -37,7 +38,7 @@ impl NatsMessaging {
         }
     }
 
-    async fn core(&self, subscription: Subscription) -> Result<Deliveries, String> {
+    async fn core(&self, subscription: Subscription) -> Result<Deliveries, BackendError> {
         let mut streams = Vec::new();
         for subject in &subscription.subjects {
             let subscriber = match &subscription.queue_group {
@@ -48,7 +49,7 @@ impl NatsMessaging {
                 }
                 None => self.client.subscribe(subject.clone()).await,
             }
-            .map_err(|e| format!("NATS subscribe to `{subject}`: {e}"))?;
+            .map_err(|e| BackendError::new(format!("NATS subscribe to `{subject}`"), e))?;
             streams.push(subscriber.map(|m| Delivery {
                 message: Message {
                     subject: m.subject.to_string(),
@@ -68,7 +69,7 @@ impl NatsMessaging {
         subjects: Vec<String>,
         stream_name: String,
         consumer_name: String,
-    ) -> Result<Deliveries, String> {
+    ) -> Result<Deliveries, BackendError> {
         let jetstream = jetstream::new(self.client.clone());
         let stream = jetstream
             .get_or_create_stream(stream::Config {
@@ -77,7 +78,7 @@ impl NatsMessaging {
                 ..Default::default()
             })
             .await
-            .map_err(|e| format!("JetStream stream `{stream_name}`: {e}"))?;
+            .map_err(|e| BackendError::new(format!("JetStream stream `{stream_name}`"), e))?;
         let consumer = stream
             .get_or_create_consumer(
                 &consumer_name,
@@ -90,7 +91,7 @@ impl NatsMessaging {
                 },
             )
             .await
-            .map_err(|e| format!("JetStream consumer `{consumer_name}`: {e}"))?;
+            .map_err(|e| BackendError::new(format!("JetStream consumer `{consumer_name}`"), e))?;
         // Re-open the message stream whenever it breaks (e.g. the server
         // restarted): the durable consumer resumes where it was.
         let deliveries = futures::stream::unfold(
@@ -161,7 +162,7 @@ impl MessagingBackend for NatsMessaging {
         format!("NATS at {}", self.url)
     }
 
-    fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), String>> {
+    fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), BackendError>> {
         async move {
             let result = match message.reply_to {
                 Some(reply) => {
@@ -171,12 +172,12 @@ impl MessagingBackend for NatsMessaging {
                 }
                 None => self.client.publish(message.subject, message.body).await,
             };
-            result.map_err(|e| format!("NATS publish: {e}"))?;
+            result.map_err(|e| BackendError::new("NATS publish", e))?;
             // Surface a broken connection now rather than on a later call.
             self.client
                 .flush()
                 .await
-                .map_err(|e| format!("NATS publish: {e}"))
+                .map_err(|e| BackendError::new("NATS publish", e))
         }
         .boxed()
     }
@@ -186,12 +187,16 @@ impl MessagingBackend for NatsMessaging {
         subject: String,
         body: Bytes,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<Message, String>> {
+    ) -> BoxFuture<'_, Result<Message, BackendError>> {
         async move {
             let reply = tokio::time::timeout(timeout, self.client.request(subject.clone(), body))
                 .await
-                .map_err(|_| format!("request to `{subject}` timed out after {timeout:?}"))?
-                .map_err(|e| format!("NATS request to `{subject}`: {e}"))?;
+                .map_err(|_| {
+                    BackendError::message(format!(
+                        "request to `{subject}` timed out after {timeout:?}"
+                    ))
+                })?
+                .map_err(|e| BackendError::new(format!("NATS request to `{subject}`"), e))?;
             Ok(Message {
                 subject: reply.subject.to_string(),
                 body: reply.payload,
@@ -201,7 +206,10 @@ impl MessagingBackend for NatsMessaging {
         .boxed()
     }
 
-    fn subscribe(&self, subscription: Subscription) -> BoxFuture<'_, Result<Deliveries, String>> {
+    fn subscribe(
+        &self,
+        subscription: Subscription,
+    ) -> BoxFuture<'_, Result<Deliveries, BackendError>> {
         async move {
             match subscription.durable.clone() {
                 Some((stream, consumer)) => {

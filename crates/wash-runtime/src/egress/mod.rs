@@ -16,6 +16,9 @@ use std::sync::Arc;
 
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+/// Outbound HTTP requests one workload may have in flight at once.
+pub(crate) const MAX_OUTBOUND_REQUESTS: usize = 256;
+
 /// The response future an [`OutgoingHandler`] returns.
 pub type OutgoingFuture =
     Pin<Box<dyn Future<Output = Result<http::Response<WasiBody>, HttpError>> + Send>>;
@@ -43,7 +46,7 @@ pub struct OutgoingRequestContext {
 /// that names an address literally (`10.0.0.5:5432`) reaches it.
 ///
 /// ```
-/// use wash_runtime::host::egress::{AddressPolicy, AllowedHosts};
+/// use wash_runtime::egress::{AddressPolicy, AllowedHosts};
 ///
 /// let policy = AddressPolicy::new(AllowedHosts::new(&["api.example.com"]), vec![8080], false);
 /// assert!(policy.permits("93.184.215.14:443".parse().unwrap()));
@@ -97,6 +100,44 @@ pub(crate) fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
 ///
 /// Install one with `HttpServerBuilder::outgoing_handler`; the host calls it
 /// for every request that passed the component's `allowed_hosts` policy.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use wash_runtime::egress::{
+///     DefaultOutgoingHandler, OutgoingFuture, OutgoingHandler, OutgoingRequestContext,
+/// };
+/// use wash_runtime::host::http::HttpServerBuilder;
+/// use wasmtime_wasi_http::{RequestOptions, WasiBody};
+///
+/// /// Counts and logs every outbound request, then sends it as usual.
+/// struct Audited {
+///     inner: DefaultOutgoingHandler,
+///     sent: AtomicU64,
+/// }
+///
+/// impl OutgoingHandler for Audited {
+///     fn handle(
+///         &self,
+///         context: &OutgoingRequestContext,
+///         request: http::Request<WasiBody>,
+///         options: Option<RequestOptions>,
+///     ) -> OutgoingFuture {
+///         self.sent.fetch_add(1, Ordering::Relaxed);
+///         tracing::info!(workload = %context.workload_id, uri = %request.uri(), "outbound");
+///         self.inner.handle(context, request, options)
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let audited = Audited {
+///     inner: DefaultOutgoingHandler::builder().build()?,
+///     sent: AtomicU64::new(0),
+/// };
+/// let http = HttpServerBuilder::new("127.0.0.1:0".parse()?).outgoing_handler(Arc::new(audited));
+/// # drop(http);
+/// # Ok(()) }
+/// ```
 pub trait OutgoingHandler: Send + Sync + 'static {
     /// Sends `request` and resolves to the upstream response. `options`
     /// carries the guest's timeouts, if it set any.
@@ -338,7 +379,7 @@ impl WasiHttpHooks for GuestEgress {
                 component = %self.context.component,
                 %host,
                 "outbound HTTP refused: the workload has {} requests in flight",
-                crate::engine::store::MAX_OUTBOUND_REQUESTS
+                MAX_OUTBOUND_REQUESTS
             );
             return Box::new(async move {
                 drain(request.into_body()).await;

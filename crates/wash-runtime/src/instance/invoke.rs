@@ -8,13 +8,13 @@ use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
 use crate::engine::Engine;
-use crate::engine::store::{InstanceTemplate, StoreState};
+use crate::instance::store::{InstanceTemplate, StoreState};
 
 /// A store holding one of the host's instance slots until it is dropped.
 pub struct InstanceStore {
     // Declared first: dropped (freeing the pool slot) before the permit.
     store: Store<StoreState>,
-    _slot: crate::engine::store::InstanceSlot,
+    _slot: crate::instance::store::InstanceSlot,
 }
 
 impl std::ops::Deref for InstanceStore {

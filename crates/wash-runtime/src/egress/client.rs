@@ -70,7 +70,7 @@ impl Default for OutgoingSettings {
 /// its own [`OutgoingHandler`].
 ///
 /// ```
-/// use wash_runtime::host::egress::DefaultOutgoingHandler;
+/// use wash_runtime::egress::DefaultOutgoingHandler;
 /// use wash_runtime::tls::TrustRoots;
 ///
 /// let handler = DefaultOutgoingHandler::builder()

@@ -18,12 +18,11 @@ use wasmtime_wasi::p2::{OutputStream, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::Engine;
-use super::limits::{Deadline, DeadlineExceeded, StoreLimits};
-use crate::host::egress::GuestEgress;
-use crate::host::egress::sockets::SocketPolicy;
-use crate::plugin::Bindings;
-use crate::plugin::wit::PluginView;
+use super::{Bindings, PluginView};
+use crate::egress::GuestEgress;
+use crate::egress::sockets::SocketPolicy;
+use crate::engine::Engine;
+use crate::engine::limits::{Deadline, DeadlineExceeded, StoreLimits};
 
 /// Who a guest is, for log lines and policy decisions.
 #[derive(Debug)]
@@ -64,8 +63,11 @@ pub(crate) struct InstanceTemplate {
     pub(crate) log_budget: Arc<WorkloadLimits>,
 }
 
-/// Outbound HTTP requests one workload may have in flight at once.
-pub(crate) const MAX_OUTBOUND_REQUESTS: usize = 256;
+/// Every instance slot of the host stayed taken for as long as the caller
+/// could wait.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the host is at its instance limit")]
+pub struct HostBusy;
 
 /// Limits shared by every component and instance of one workload.
 #[derive(Debug)]
@@ -80,7 +82,9 @@ impl Default for WorkloadLimits {
     fn default() -> Self {
         Self {
             log: LogBudget::default(),
-            outbound: Arc::new(tokio::sync::Semaphore::new(MAX_OUTBOUND_REQUESTS)),
+            outbound: Arc::new(tokio::sync::Semaphore::new(
+                crate::egress::MAX_OUTBOUND_REQUESTS,
+            )),
         }
     }
 }
@@ -182,7 +186,7 @@ impl Drop for LiveGuard {
 impl InstanceTemplate {
     /// Waits (up to `wait`) for an instance slot. Hold the permit until the
     /// instance's store is dropped: the pool slot is freed with the store.
-    async fn slot(&self, wait: std::time::Duration) -> Result<InstanceSlot, super::HostBusy> {
+    async fn slot(&self, wait: std::time::Duration) -> Result<InstanceSlot, HostBusy> {
         // Free slots are the common case: no timer for them.
         if let Ok(share) = self.share.clone().try_acquire_owned()
             && let Ok(host) = self.slots.clone().try_acquire_owned()
@@ -202,7 +206,7 @@ impl InstanceTemplate {
         };
         match tokio::time::timeout(wait, both).await {
             Ok(Some(slot)) => Ok(slot),
-            _ => Err(super::HostBusy),
+            _ => Err(HostBusy),
         }
     }
 

@@ -10,15 +10,18 @@ use std::borrow::Cow;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
-use super::instances::{ComponentInstances, HttpWorld, Reuse};
-use super::store::{GuestLabels, InstanceTemplate, Preopen, StoreState};
-use super::{CacheOutcome, CompiledComponent, Engine, EngineError};
-use crate::host::egress::sockets::SocketPolicy;
-use crate::host::egress::{
+use super::bound::BoundPlugins;
+use super::interfaces::ProvidedInterfaces;
+use crate::egress::sockets::SocketPolicy;
+use crate::egress::{
     AddressPolicy, AllowedHosts, GuestEgress, OutgoingHandler, OutgoingRequestContext,
 };
-use crate::host::invoke::ComponentHandle;
-use crate::plugin::{BindingsBuilder, HostPlugin, ItemBind, PluginError};
+use crate::engine::{CacheOutcome, CompiledComponent, Engine, EngineError};
+use crate::instance::BindingsBuilder;
+use crate::instance::invoke::ComponentHandle;
+use crate::instance::pool::{ComponentInstances, HttpWorld, Reuse};
+use crate::instance::store::{GuestLabels, InstanceTemplate, Preopen, StoreState};
+use crate::plugin::{ItemBind, Plugin, PluginError};
 use crate::types::{Component, Workload};
 
 /// Why a component could not be made ready.
@@ -95,96 +98,12 @@ pub enum ResolveError {
     },
 }
 
-/// Interfaces linked into every component, by package. A package entry
-/// with no interface list provides all of that package's interfaces.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ProvidedInterfaces {
-    packages: Vec<ProvidedPackage>,
-}
-
-#[derive(Debug, Clone)]
-struct ProvidedPackage {
-    namespace: String,
-    package: String,
-    /// `major.minor` for 0.x versions, `major` otherwise.
-    version_line: String,
-}
-
-impl ProvidedInterfaces {
-    /// The WASI P2 and P3 packages the host links from wasmtime-wasi(-http).
-    pub(crate) fn wasi() -> Self {
-        let mut provided = Self::default();
-        for package in [
-            "io",
-            "clocks",
-            "random",
-            "cli",
-            "filesystem",
-            "sockets",
-            "http",
-        ] {
-            provided.add("wasi", package, "0.2");
-        }
-        for package in ["clocks", "random", "cli", "filesystem", "sockets", "http"] {
-            provided.add("wasi", package, "0.3");
-        }
-        #[cfg(feature = "wasi-tls")]
-        provided.add("wasi", "tls", "0.3");
-        provided
-    }
-
-    /// Each package, as the control plane reports it (version line only).
-    pub(crate) fn wit_interfaces(&self) -> impl Iterator<Item = crate::types::WitInterface> + '_ {
-        self.packages.iter().map(|p| crate::types::WitInterface {
-            namespace: p.namespace.clone(),
-            package: p.package.clone(),
-            version: Some(p.version_line.clone()),
-            ..Default::default()
-        })
-    }
-
-    pub(crate) fn add(&mut self, namespace: &str, package: &str, version: &str) {
-        self.packages.push(ProvidedPackage {
-            namespace: namespace.into(),
-            package: package.into(),
-            version_line: version_line(version),
-        });
-    }
-
-    fn provides(&self, import: &str) -> bool {
-        let Some((namespace, rest)) = import.split_once(':') else {
-            return false;
-        };
-        let (path, version) = match rest.split_once('@') {
-            Some((path, version)) => (path, version),
-            None => (rest, ""),
-        };
-        let package = path.split('/').next().unwrap_or(path);
-        let line = version_line(version);
-        self.packages.iter().any(|p| {
-            p.namespace == namespace
-                && p.package == package
-                && (version.is_empty() || p.version_line == line)
-        })
-    }
-}
-
-/// Semver-compatible line of a version: `0.2.3` -> `0.2`, `1.4.0` -> `1`.
-fn version_line(version: &str) -> String {
-    let mut parts = version.split('.');
-    match (parts.next(), parts.next()) {
-        (Some("0"), Some(minor)) => format!("0.{minor}"),
-        (Some(major), _) => major.to_string(),
-        (None, _) => String::new(),
-    }
-}
-
 /// What resolving a component needs from the host.
 pub(crate) struct ResolveContext<'a> {
     pub(crate) engine: &'a Engine,
     pub(crate) linker: &'a Linker<StoreState>,
     pub(crate) provided: &'a ProvidedInterfaces,
-    pub(crate) plugins: &'a [Arc<dyn HostPlugin>],
+    pub(crate) plugins: &'a [Plugin],
     pub(crate) workload_id: Arc<str>,
     pub(crate) outgoing: Arc<dyn OutgoingHandler>,
     pub(crate) default_timeout: Duration,
@@ -194,7 +113,7 @@ pub(crate) struct ResolveContext<'a> {
     /// Slots one component may hold at once.
     pub(crate) component_slots: usize,
     /// What the workload's components share: log budget, outbound cap.
-    pub(crate) limits: Arc<super::store::WorkloadLimits>,
+    pub(crate) limits: Arc<crate::instance::store::WorkloadLimits>,
     /// Whether guests may reach private and special address ranges through
     /// host names.
     pub(crate) allow_private: bool,
@@ -213,7 +132,7 @@ pub(crate) struct ResolvedComponent {
     /// For plugins that call into the component.
     pub(crate) handle: ComponentHandle,
     /// Keeps the compiled code shared with other workloads of the same bytes.
-    pub(crate) _shared: Arc<super::Loaded>,
+    pub(crate) _shared: Arc<crate::engine::Loaded>,
 }
 
 /// Which plugin provides which imports of one component (by plugin index).
@@ -307,6 +226,7 @@ impl ResolveContext<'_> {
         component: &Component,
         compiled: CompiledComponent,
         plugin_imports: &PluginImports,
+        bound: &BoundPlugins,
     ) -> Result<ResolvedComponent, ResolveError> {
         let origin = origin_of(workload, component);
         let engine = self.engine.wasmtime();
@@ -333,7 +253,7 @@ impl ResolveContext<'_> {
                     linker: &mut linker,
                     bindings: &mut bindings,
                 };
-                plugin.on_workload_item_bind(&mut item)?;
+                bound.item_bind(*index, &mut item)?;
             }
             Cow::Owned(linker)
         };
@@ -341,7 +261,7 @@ impl ResolveContext<'_> {
             .instantiate_pre(&compiled.component)
             .map_err(|e| ResolveError::Link {
                 origin: origin.clone(),
-                reason: super::describe_error(&e),
+                reason: crate::engine::describe_error(&e),
             })?;
 
         // A P3 handler is preferred when a component exports both.
@@ -405,7 +325,7 @@ impl ResolveContext<'_> {
         &self,
         component: &Component,
         name: Arc<str>,
-        bindings: crate::plugin::Bindings,
+        bindings: crate::instance::Bindings,
     ) -> Result<InstanceTemplate, ResolveError> {
         let resources = &component.local_resources;
         let preopens = resources
@@ -478,29 +398,5 @@ impl ResolveContext<'_> {
             share: Arc::new(tokio::sync::Semaphore::new(self.component_slots)),
             log_budget: self.limits.clone(),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wasi_packages_are_provided_by_version_line() {
-        let p = ProvidedInterfaces::wasi();
-        assert!(p.provides("wasi:http/types@0.2.3"));
-        assert!(p.provides("wasi:http/types@0.2.9"));
-        assert!(p.provides("wasi:clocks/monotonic-clock@0.3.0-rc-2025-09-16"));
-        assert!(!p.provides("wasi:keyvalue/store@0.2.0-draft"));
-        assert!(!p.provides("wasi:http/types@0.4.0"));
-        assert!(!p.provides("example:missing/api@1.0.0"));
-        assert!(!p.provides("plain-function"));
-    }
-
-    #[test]
-    fn version_lines() {
-        assert_eq!(version_line("0.2.3"), "0.2");
-        assert_eq!(version_line("1.4.0"), "1");
-        assert_eq!(version_line("0.3.0-rc-2025-09-16"), "0.3");
     }
 }

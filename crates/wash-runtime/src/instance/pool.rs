@@ -28,9 +28,9 @@ use wasmtime_wasi_http::handler::{
 
 use futures::channel::oneshot;
 
-use super::Engine;
-use super::failure::{FailureKind, GuestFailure};
 use super::store::{GuestLabels, InstanceTemplate, StoreState};
+use crate::engine::Engine;
+use crate::engine::failure::{FailureKind, GuestFailure};
 
 /// Time past a request's deadline after which its whole instance is torn
 /// down, should the per-request checks not have ended it.
