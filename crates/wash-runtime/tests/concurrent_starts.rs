@@ -14,7 +14,7 @@ use wash_runtime::engine::EngineBuilder;
 use wash_runtime::host::{Host, HostApi, HostBuilder};
 use wash_runtime::oci::{OciClient, OciConfig};
 use wash_runtime::types::{Component, Workload, WorkloadState};
-use wash_runtime::washlet::proto::WorkloadResponse;
+use wash_runtime::washlet::proto::WorkloadStartResponse;
 use wash_runtime::washlet::{DEFAULT_MAX_REQUEST, Washlet, WashletConfig};
 
 const BURST: usize = 100;
@@ -171,7 +171,7 @@ async fn start_over_nats(operator: &async_nats::Client, image: &str, id: String)
     };
     let request = serde_json::json!({
         "workloadId": id,
-        "workload": wash_runtime::washlet::proto::Workload::from(&workload),
+        "workload": wash_runtime::washlet::workload_to_proto(&workload),
     });
     let reply = operator
         .request(
@@ -180,10 +180,10 @@ async fn start_over_nats(operator: &async_nats::Client, image: &str, id: String)
         )
         .await
         .expect("a reply");
-    let response: WorkloadResponse = serde_json::from_slice(&reply.payload).unwrap();
+    let response: WorkloadStartResponse = serde_json::from_slice(&reply.payload).unwrap();
     let status = response.workload_status.expect("a status");
     assert_eq!(
-        status.workload_state,
+        status.workload_state(),
         wash_runtime::washlet::proto::WorkloadState::Running,
         "{}",
         status.message

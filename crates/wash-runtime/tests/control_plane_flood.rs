@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::servers::Nats;
 use futures::StreamExt;
 use wash_runtime::host::HostBuilder;
-use wash_runtime::washlet::proto::WorkloadResponse;
+use wash_runtime::washlet::proto::WorkloadStartResponse;
 use wash_runtime::washlet::{DEFAULT_MAX_REQUEST, Washlet, WashletConfig};
 
 #[global_allocator]
@@ -117,7 +117,7 @@ async fn burst(operator: &async_nats::Client, beats: &Arc<Mutex<Vec<Instant>>>) 
             .await
             .expect("a reply in time")
             .expect("a reply");
-            let response: WorkloadResponse = serde_json::from_slice(&reply.payload).unwrap();
+            let response: WorkloadStartResponse = serde_json::from_slice(&reply.payload).unwrap();
             response.workload_status.unwrap().message
         }
     });

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use wash_runtime::host::http::{DynamicRouter, Router};
 use wash_runtime::types::{Component, LocalResources, WitInterface, Workload};
-use wash_runtime::washlet::proto;
+use wash_runtime::washlet::{proto, workload_from_proto, workload_to_proto};
 
 const CASES: u32 = 10_000;
 
@@ -101,7 +101,7 @@ proptest! {
     #[test]
     fn control_messages_decode_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = serde_json::from_slice::<proto::WorkloadStartRequest>(&bytes);
-        let _ = serde_json::from_slice::<proto::WorkloadIdRequest>(&bytes);
+        let _ = serde_json::from_slice::<proto::WorkloadStatusRequest>(&bytes);
     }
 
     /// Any JSON, shaped or not like a start request, decodes or is refused,
@@ -112,7 +112,7 @@ proptest! {
         if let Ok(request) = serde_json::from_slice::<proto::WorkloadStartRequest>(&bytes)
             && let Some(workload) = request.workload
         {
-            let _ = Workload::try_from(workload);
+            let _ = workload_from_proto(workload);
         }
     }
 
@@ -121,12 +121,12 @@ proptest! {
     fn workloads_round_trip_through_the_wire_format(workload in workload()) {
         let sent = proto::WorkloadStartRequest {
             workload_id: "id".into(),
-            workload: Some(proto::Workload::from(&workload)),
+            workload: Some(workload_to_proto(&workload)),
         };
         let bytes = serde_json::to_vec(&sent).unwrap();
         let received: proto::WorkloadStartRequest = serde_json::from_slice(&bytes).unwrap();
         prop_assert_eq!(&received, &sent);
-        let back = Workload::try_from(received.workload.unwrap());
+        let back = workload_from_proto(received.workload.unwrap());
         prop_assert!(back.is_ok(), "{:?}", back.err());
         prop_assert_eq!(back.unwrap(), workload);
     }

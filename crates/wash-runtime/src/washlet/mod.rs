@@ -3,11 +3,19 @@
 //! It answers requests on `runtime.host.<hostId>.>` (`heartbeat`,
 //! `workload.start`, `workload.status`, `workload.stop`) and publishes a
 //! heartbeat on `runtime.operator.heartbeat.<hostId>` on a timer. Payloads
-//! are the protobuf-JSON messages of [`proto`]. Every request runs in its
+//! are the protobuf-JSON messages of [`proto`], generated from `proto/` in
+//! the `runtime-proto` crate (shared with the operator). Every request runs in its
 //! own task: a slow image pull delays neither heartbeats nor other
 //! requests. A malformed, oversized or unknown request gets an error reply.
 
-pub mod proto;
+mod convert;
+
+pub use runtime_proto::v2 as proto;
+
+pub use self::convert::{
+    InvalidWorkload, interface_to_proto, state_from_proto, state_to_proto, status_to_proto,
+    workload_from_proto, workload_to_proto,
+};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -19,8 +27,8 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use self::proto::{
-    HostHeartbeat, WitInterface, WorkloadIdRequest, WorkloadResponse, WorkloadStartRequest,
-    WorkloadState, WorkloadStatus,
+    HostHeartbeat, WorkloadStartRequest, WorkloadStartResponse, WorkloadState, WorkloadStatus,
+    WorkloadStatusRequest,
 };
 use crate::host::{Host, HostApi};
 
@@ -221,19 +229,21 @@ fn json<T: Serialize>(value: &T) -> Bytes {
     serde_json::to_vec(value).unwrap_or_default().into()
 }
 
+// `WorkloadStartResponse`, `WorkloadStatusResponse` and
+// `WorkloadStopResponse` have one shape: a status.
 fn failure(workload_id: &str, message: impl Into<String>) -> Bytes {
-    json(&WorkloadResponse {
+    json(&WorkloadStartResponse {
         workload_status: Some(WorkloadStatus {
             workload_id: workload_id.to_string(),
-            workload_state: WorkloadState::Error,
+            workload_state: WorkloadState::Error.into(),
             message: message.into(),
         }),
     })
 }
 
 fn status(status: crate::types::WorkloadStatus) -> Bytes {
-    json(&WorkloadResponse {
-        workload_status: Some(status.into()),
+    json(&WorkloadStartResponse {
+        workload_status: Some(status_to_proto(status)),
     })
 }
 
@@ -264,7 +274,7 @@ impl Inner {
                 let Some(workload) = request.workload else {
                     return failure(&id, "workload.start request without a workload");
                 };
-                let workload = match crate::types::Workload::try_from(workload) {
+                let workload = match workload_from_proto(workload) {
                     Ok(workload) => workload,
                     Err(e) => return failure(&id, e.to_string()),
                 };
@@ -278,7 +288,9 @@ impl Inner {
                 }
             }
             "workload.status" | "workload.stop" => {
-                let request: WorkloadIdRequest = match serde_json::from_slice(payload) {
+                // `WorkloadStatusRequest` and `WorkloadStopRequest` have one
+                // shape: an id.
+                let request: WorkloadStatusRequest = match serde_json::from_slice(payload) {
                     Ok(request) => request,
                     Err(e) => return failure("", format!("malformed {operation} request: {e}")),
                 };
@@ -323,7 +335,7 @@ impl Inner {
             friendly_name: self.config.friendly_name.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             labels,
-            started_at: Some(self.started_at),
+            started_at: Some(self.started_at.into()),
             os_arch: std::env::consts::ARCH.into(),
             os_name: std::env::consts::OS.into(),
             os_kernel: sysinfo::System::kernel_version().unwrap_or_default(),
@@ -336,13 +348,13 @@ impl Inner {
                 .host
                 .provided_interfaces()
                 .iter()
-                .map(WitInterface::from)
+                .map(interface_to_proto)
                 .collect(),
             exports: self
                 .host
                 .called_interfaces()
                 .iter()
-                .map(WitInterface::from)
+                .map(interface_to_proto)
                 .collect(),
             http_port: self
                 .host

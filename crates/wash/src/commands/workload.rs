@@ -9,8 +9,10 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use wash_runtime::types::Workload;
 use wash_runtime::washlet::proto::{
-    self, WorkloadIdRequest, WorkloadResponse, WorkloadStartRequest, WorkloadState,
+    self, WorkloadStartRequest, WorkloadStartResponse, WorkloadState, WorkloadStatusRequest,
+    WorkloadStopRequest,
 };
+use wash_runtime::washlet::workload_to_proto;
 
 use crate::cli::GlobalArgs;
 use crate::output;
@@ -104,7 +106,8 @@ async fn call<T: Serialize>(
         )
     })?
     .map_err(|e| anyhow::anyhow!("no answer from host `{}` on {subject}: {e}", target.host))?;
-    let response: WorkloadResponse = serde_json::from_slice(&reply.payload)
+    // Every workload operation answers with the same shape: a status.
+    let response: WorkloadStartResponse = serde_json::from_slice(&reply.payload)
         .with_context(|| format!("host `{}` sent an unreadable reply", target.host))?;
     response
         .workload_status
@@ -128,7 +131,7 @@ pub async fn run(global: &GlobalArgs, args: WorkloadArgs) -> Result<()> {
                 bail!("the workload has no name; give an id with --id");
             }
             let request = WorkloadStartRequest {
-                workload: Some((&workload).into()),
+                workload: Some(workload_to_proto(&workload)),
                 workload_id: id,
             };
             let status = call(&target, "workload.start", &request).await?;
@@ -138,7 +141,7 @@ pub async fn run(global: &GlobalArgs, args: WorkloadArgs) -> Result<()> {
             let status = call(
                 &target,
                 "workload.status",
-                &WorkloadIdRequest { workload_id: id },
+                &WorkloadStatusRequest { workload_id: id },
             )
             .await?;
             (target, status)
@@ -147,24 +150,22 @@ pub async fn run(global: &GlobalArgs, args: WorkloadArgs) -> Result<()> {
             let status = call(
                 &target,
                 "workload.stop",
-                &WorkloadIdRequest { workload_id: id },
+                &WorkloadStopRequest { workload_id: id },
             )
             .await?;
             (target, status)
         }
     };
-    let failed = status.workload_state == WorkloadState::Error;
+    let failed = status.workload_state() == WorkloadState::Error;
     let text = {
         let status = status.clone();
         let host = target.host.clone();
         move || {
-            let state = serde_json::to_value(status.workload_state)
-                .ok()
-                .and_then(|v| {
-                    v.as_str()
-                        .map(|s| s.trim_start_matches("WORKLOAD_STATE_").to_lowercase())
-                })
-                .unwrap_or_default();
+            let state = status
+                .workload_state()
+                .as_str_name()
+                .trim_start_matches("WORKLOAD_STATE_")
+                .to_lowercase();
             let mut line = format!("{} on {host}: {state}", status.workload_id);
             if !status.message.is_empty() {
                 line.push_str(&format!(" ({})", status.message));
