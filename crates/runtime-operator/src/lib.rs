@@ -8,4 +8,5 @@
 
 pub mod crd;
 pub mod heartbeat;
+pub mod hosts;
 pub mod scheduling;

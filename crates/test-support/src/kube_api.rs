@@ -7,7 +7,9 @@
 //! as JSON and serves: get, list (label selectors, `metadata.name` field
 //! selector), watch (from a resource version, with `timeoutSeconds`),
 //! create (409 on a taken name), replace (409 on a stale `resourceVersion`),
-//! merge patch and server-side apply (as a merge that creates), the
+//! merge patch, server-side apply as a single field manager sees it (the
+//! applied configuration replaces what was applied before; finalizers and
+//! owner references others added stay; no managedFields), the
 //! `status` subresource (status only; the main resource leaves status
 //! alone), `generation` (bumped when `spec` changes), finalizers with
 //! `deletionTimestamp`, and garbage collection by `ownerReferences`.
@@ -639,8 +641,20 @@ fn patch_object(
         }
         return not_found(&key);
     };
-    let mut next = current.clone();
-    merge(&mut next, &patch);
+    let next = if apply {
+        // What other writers added and the applier does not set stays.
+        let mut next = patch;
+        for kept in ["finalizers", "ownerReferences"] {
+            if next["metadata"][kept].is_null() {
+                next["metadata"][kept] = current["metadata"][kept].clone();
+            }
+        }
+        next
+    } else {
+        let mut next = current.clone();
+        merge(&mut next, &patch);
+        next
+    };
     let next = settle(target, &current, next);
     reply(StatusCode::OK, store.write(state, key, next))
 }
