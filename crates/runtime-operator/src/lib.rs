@@ -9,4 +9,5 @@
 pub mod crd;
 pub mod heartbeat;
 pub mod hosts;
+pub mod liveness;
 pub mod scheduling;
