@@ -8,6 +8,7 @@
 
 pub mod crd;
 pub mod heartbeat;
+pub mod host_status;
 pub mod hosts;
 pub mod liveness;
 pub mod scheduling;
