@@ -83,18 +83,7 @@ pub async fn run(
             }),
         };
         if let Err(error) = result {
-            tracing::warn!(error = %error_chain(&error), "heartbeat skipped");
+            tracing::warn!(error = %crate::error_chain(&error), "heartbeat skipped");
         }
     }
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -1,14 +1,36 @@
 //! `runtime-operator`: places `Workload`s on `wash host`s over the NATS
 //! control plane (`runtime.host.<id>.*`).
 //!
-//! So far: the custom resources ([`crd`]; `runtime-operator crds` prints
-//! them for `kubectl apply`), the Host a heartbeat describes ([`heartbeat`])
-//! and where a Workload goes ([`scheduling`]). It links no WebAssembly
+//! The parts: the custom resources ([`crd`]; `runtime-operator crds` prints
+//! them for `kubectl apply`); Hosts from heartbeats ([`hosts`]) and from
+//! asking them ([`host_status`], [`liveness`]); where a Workload goes
+//! ([`scheduling`]); the Workload controller ([`workload`]) that talks to
+//! hosts through [`control`]; and the process around them ([`operator`],
+//! [`leader`], [`serve`], [`metrics`], [`bus`]). It links no WebAssembly
 //! runtime: the control-plane messages come from `runtime-proto`.
 
+pub mod bus;
+pub mod control;
 pub mod crd;
 pub mod heartbeat;
 pub mod host_status;
 pub mod hosts;
+pub mod leader;
 pub mod liveness;
+pub mod metrics;
+pub mod operator;
 pub mod scheduling;
+pub mod serve;
+pub mod workload;
+
+/// An error and its causes on one line.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -7,7 +7,7 @@
 //! as JSON and serves: get, list (label selectors, `metadata.name` field
 //! selector), watch (from a resource version, with `timeoutSeconds`),
 //! create (409 on a taken name), replace (409 on a stale `resourceVersion`),
-//! merge patch, server-side apply as a single field manager sees it (the
+//! merge patch, JSON patch (RFC 6902, `test` included), server-side apply as a single field manager sees it (the
 //! applied configuration replaces what was applied before; finalizers and
 //! owner references others added stay; no managedFields), the
 //! `status` subresource (status only; the main resource leaves status
@@ -606,7 +606,8 @@ fn patch_object(
     let key = key_of(target, name);
     let mut store = lock(state);
     let apply = content_type.contains("apply-patch");
-    if !(apply || content_type.contains("merge-patch")) {
+    let json_patch = content_type.contains("json-patch");
+    if !(apply || json_patch || content_type.contains("merge-patch")) {
         return failure(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
@@ -627,6 +628,42 @@ fn patch_object(
             if next["metadata"][kept].is_null() {
                 next["metadata"][kept] = current["metadata"][kept].clone();
             }
+        }
+        next
+    } else if json_patch {
+        // RFC 6902: a failed `test` (or any failed operation) changes nothing.
+        let operations: json_patch::Patch = match serde_json::from_value(patch) {
+            Ok(operations) => operations,
+            Err(e) => {
+                return failure(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("not a JSON patch: {e}"),
+                );
+            }
+        };
+        let mut next = current.clone();
+        // The API server's JSON patch takes a missing member as null, so a
+        // `test` for null passes where the member is absent (kube's
+        // finalizer helper relies on that).
+        let operations = json_patch::Patch(
+            operations
+                .0
+                .into_iter()
+                .filter(|operation| match operation {
+                    json_patch::PatchOperation::Test(test) => {
+                        !(test.value.is_null() && next.pointer(test.path.as_str()).is_none())
+                    }
+                    _ => true,
+                })
+                .collect(),
+        );
+        if let Err(e) = json_patch::patch(&mut next, &operations) {
+            return failure(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid",
+                format!("the JSON patch does not apply: {e}"),
+            );
         }
         next
     } else {

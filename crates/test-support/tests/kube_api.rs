@@ -240,3 +240,44 @@ async fn status_goes_through_its_subresource_and_spec_changes_bump_the_generatio
     );
     assert_eq!(after_spec.metadata.generation, Some(2));
 }
+
+#[tokio::test]
+async fn json_patches_apply_whole_or_not_at_all() {
+    install_crypto();
+    let server = FakeApiServer::start().await;
+    let maps: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    maps.create(&PostParams::default(), &config_map("a", &[]))
+        .await
+        .unwrap();
+    let add: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/data/k", "value": "v"},
+        // A member that is not there tests as null.
+        {"op": "test", "path": "/metadata/finalizers", "value": null},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["example.com/keep"]}
+    ]))
+    .unwrap();
+    let patched = maps
+        .patch("a", &PatchParams::default(), &Patch::Json::<()>(add))
+        .await
+        .unwrap();
+    assert_eq!(patched.finalizers(), ["example.com/keep"]);
+
+    // A failed test leaves the object as it was.
+    let stale: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/data/k", "value": "other"},
+        {"op": "remove", "path": "/metadata/finalizers"}
+    ]))
+    .unwrap();
+    let refused = maps
+        .patch("a", &PatchParams::default(), &Patch::Json::<()>(stale))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, kube::Error::Api(ref e) if e.code == 422),
+        "{refused}"
+    );
+    assert_eq!(
+        maps.get("a").await.unwrap().finalizers(),
+        ["example.com/keep"]
+    );
+}

@@ -8,73 +8,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::servers::{Nats, Registry, free_port};
-use common::{Running, fixture, run, wash};
+use common::hosts::{HostProc, get_host, push_hello, start_host};
+use common::servers::{Nats, Registry};
+use common::{fixture, run};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-const STARTUP: Duration = Duration::from_secs(60);
-
-/// A `wash host` process.
-struct HostProc {
-    id: String,
-    http: u16,
-    process: Running,
-    _cache: tempfile::TempDir,
-}
-
-fn start_host(id: &str, nats: &str, registry: &str) -> HostProc {
-    let http = free_port();
-    let cache = tempfile::tempdir().unwrap();
-    let mut command = wash();
-    command
-        .args(["host", "--host-id", id, "--scheduler-nats-url", nats])
-        .args(["--http-addr", &format!("127.0.0.1:{http}")])
-        .args(["--allow-insecure-registries", registry])
-        .args(["--heartbeat-interval", "500ms", "--drain-timeout", "10s"])
-        .arg("--oci-cache-dir")
-        .arg(cache.path());
-    HostProc {
-        id: id.to_string(),
-        http,
-        process: Running::spawn(command),
-        _cache: cache,
-    }
-}
-
-impl HostProc {
-    async fn ready(&self) {
-        self.process.wait_for("serving HTTP on", STARTUP).await;
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.http)
-    }
-}
-
-/// GET with a Host header; (status, body), or (0, error) when no response.
-async fn get_host(url: &str, host: &str) -> (u16, String) {
-    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let request = http::Request::get(url)
-        .header(http::header::HOST, host)
-        .body(http_body_util::Empty::new())
-        .unwrap();
-    match client.request(request).await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            match http_body_util::BodyExt::collect(response.into_body()).await {
-                Ok(body) => (
-                    status,
-                    String::from_utf8_lossy(&body.to_bytes()).into_owned(),
-                ),
-                Err(e) => (0, format!("body: {e}")),
-            }
-        }
-        Err(e) => (0, format!("{e:?}")),
-    }
-}
+/// Hosts here get 10 s to drain.
+const DRAIN: &[&str] = &["--drain-timeout", "10s"];
 
 fn workload_file(dir: &std::path::Path, image: &str, component: &str) -> std::path::PathBuf {
     let path = dir.join("workload.yaml");
@@ -166,25 +107,6 @@ async fn start_workload(nats: &str, host: &str, file: &std::path::Path) -> commo
     .await
 }
 
-async fn push_hello(registry: &Registry) -> String {
-    let image = format!("{}/hello:1", registry.address());
-    let file = fixture("http_hello_world");
-    let pushed = run(
-        &["oci", "push", &image, file.to_str().unwrap(), "--insecure"],
-        None,
-    )
-    .await;
-    assert!(pushed.success, "{}", pushed.stderr);
-    assert!(
-        pushed
-            .stdout
-            .starts_with(&format!("Pushed {image} (sha256:")),
-        "{}",
-        pushed.stdout
-    );
-    image
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hosts_one_control_plane() {
     let mut nats = Nats::start();
@@ -213,7 +135,7 @@ async fn three_hosts_one_control_plane() {
 
     let hosts: Vec<HostProc> = ["h1", "h2", "h3"]
         .iter()
-        .map(|id| start_host(id, &nats.url(), &registry.address()))
+        .map(|id| start_host(id, &nats.url(), &registry.address(), DRAIN))
         .collect();
     for host in &hosts {
         host.ready().await;
@@ -337,7 +259,7 @@ async fn three_hosts_one_control_plane() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_control_messages_get_error_replies() {
     let nats = Nats::start();
-    let host = start_host("hx", &nats.url(), "127.0.0.1:1");
+    let host = start_host("hx", &nats.url(), "127.0.0.1:1", DRAIN);
     host.ready().await;
     let client = async_nats::connect(nats.url()).await.unwrap();
 
@@ -450,7 +372,7 @@ async fn a_slow_pull_delays_neither_heartbeats_nor_other_commands() {
     push_hello(&registry).await;
     let proxy = slow_proxy(registry.port, Duration::from_secs(1)).await;
     let slow_registry = format!("127.0.0.1:{proxy}");
-    let host = start_host("hs", &nats.url(), &slow_registry);
+    let host = start_host("hs", &nats.url(), &slow_registry, DRAIN);
     host.ready().await;
     let client = async_nats::connect(nats.url()).await.unwrap();
     let beats = watch_heartbeats(&client).await;
@@ -528,7 +450,7 @@ async fn sigterm_under_load_fails_no_request_in_flight() {
         .await
         .success
     );
-    let host = start_host("ht", &nats.url(), &registry.address());
+    let host = start_host("ht", &nats.url(), &registry.address(), DRAIN);
     host.ready().await;
     let client = async_nats::connect(nats.url()).await.unwrap();
     let beats = watch_heartbeats(&client).await;

@@ -4,6 +4,8 @@
 #[allow(unused_imports, reason = "not every test binary starts servers")]
 pub use test_support::servers;
 
+pub mod hosts;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
