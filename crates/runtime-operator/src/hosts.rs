@@ -10,6 +10,7 @@ use runtime_proto::v2::HostHeartbeat;
 
 use crate::crd::Host;
 use crate::heartbeat::{HeartbeatError, host_from_heartbeat};
+use crate::host_pods::Retired;
 
 /// The field manager of what the operator writes.
 pub const FIELD_MANAGER: &str = "runtime-operator";
@@ -67,15 +68,19 @@ pub async fn record(
         .map_err(write)
 }
 
-/// Applies every heartbeat on `subscriber` until it ends. A heartbeat that
+/// Applies every heartbeat on `subscriber` until it ends, except those of
+/// `retired` hosts. A heartbeat that
 /// cannot be recorded is logged and skipped; the next one is tried.
 pub async fn run(
     hosts: Api<Host>,
     mut subscriber: async_nats::Subscriber,
     now: impl Fn() -> String,
+    retired: Retired,
 ) {
     while let Some(message) = subscriber.next().await {
         let result = match serde_json::from_slice::<HostHeartbeat>(&message.payload) {
+            // A host whose pod is being deleted does not come back.
+            Ok(heartbeat) if retired.contains(&heartbeat.id) => Ok(()),
             Ok(heartbeat) => record(&hosts, &heartbeat, &now()).await.map(drop),
             Err(source) => Err(UpdateError::Decode {
                 subject: message.subject.to_string(),

@@ -184,7 +184,19 @@ pub async fn lead(api: Api<Lease>, settings: LeaseSettings) -> Leader {
                 }
                 () = tokio::time::sleep(elector.settings.retry_period) => {}
             }
-            match elector.try_acquire_or_renew().await {
+            // A request that hangs must not outlive the renew deadline:
+            // by then a standby may take over.
+            let left = elector
+                .settings
+                .renew_deadline
+                .saturating_sub(renewed.elapsed());
+            let attempt = tokio::time::timeout(left, elector.try_acquire_or_renew()).await;
+            let Ok(attempt) = attempt else {
+                tracing::error!("renewing the leader lease hung past the renew deadline");
+                let _ = lost_tx.send(true);
+                return;
+            };
+            match attempt {
                 Ok(true) => renewed = Instant::now(),
                 Ok(false) => {
                     tracing::error!("another replica took the leader lease");

@@ -59,8 +59,8 @@ struct RunArgs {
     /// all).
     #[arg(long, value_delimiter = ',', value_name = "NAMESPACES")]
     watch_namespaces: Vec<String>,
-    /// Namespaces where host pods run, comma separated (Service routing
-    /// reads their pod IPs; default: the operator namespace).
+    /// Namespaces where host pods run besides the operator's, comma
+    /// separated (Service routing reads their pod IPs).
     #[arg(long, value_delimiter = ',', value_name = "NAMESPACES")]
     host_namespaces: Vec<String>,
     /// Let a workload use hosts of any environment (`=false`: only hosts
@@ -91,6 +91,13 @@ struct RunArgs {
     /// which is the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// How long a replica may stay not Ready before its replica set
+    /// replaces it.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    replica_grace_period: Duration,
+    /// Do not reconcile Artifacts.
+    #[arg(long)]
+    disable_artifact_controller: bool,
     /// Log as JSON lines.
     #[arg(long)]
     json_log: bool,
@@ -157,9 +164,18 @@ async fn run(args: RunArgs) -> Result<()> {
         None => hostname(),
     };
 
-    let client = kube::Client::try_default().await.context(
+    let mut config = kube::Config::infer().await.context(
         "cannot reach the Kubernetes API: no usable kubeconfig ($KUBECONFIG, ~/.kube/config) and not in a cluster",
     )?;
+    // Audit logs and API-server metrics name the operator.
+    config.headers.push((
+        hyper::header::USER_AGENT,
+        hyper::header::HeaderValue::from_static(concat!(
+            "runtime-operator/",
+            env!("CARGO_PKG_VERSION")
+        )),
+    ));
+    let client = kube::Client::try_from(config).context("cannot build the Kubernetes client")?;
     let nats = NatsSettings {
         url: args.nats_url,
         creds: args.nats_creds,
@@ -193,9 +209,9 @@ async fn run(args: RunArgs) -> Result<()> {
     settings.host_loss_settle = args.host_loss_settle;
     settings.host_gc_after = args.host_gc_after;
     settings.identity = identity.clone();
-    if !args.host_namespaces.is_empty() {
-        tracing::info!(namespaces = ?args.host_namespaces, "host pods are looked up in these namespaces");
-    }
+    settings.replica_grace = args.replica_grace_period;
+    settings.disable_artifact_controller = args.disable_artifact_controller;
+    settings.host_namespaces = args.host_namespaces;
 
     let mut leader = if args.leader_elect {
         tracing::info!(%identity, lease = leader::LEASE_NAME, "waiting for the leader lease");

@@ -14,9 +14,12 @@ use kube::{Api, ResourceExt};
 
 use crate::bus::Bus;
 use crate::control::HostControl;
+use k8s_openapi::api::core::v1::Pod;
+
 use crate::crd::{ConditionStatus, Host, Workload};
+use crate::host_pods::{self, Retired};
 use crate::metrics::Metrics;
-use crate::{host_status, hosts, workload};
+use crate::{artifact, deployment, host_status, hosts, replica_set, route, workload};
 
 /// How the operator behaves.
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ pub struct Settings {
     pub operator_namespace: String,
     /// Namespaces whose Workloads are reconciled; empty: all.
     pub watch_namespaces: Vec<String>,
+    /// Namespaces host pods run in, besides the operator's.
+    pub host_namespaces: Vec<String>,
     /// Whether a workload may use hosts of any environment.
     pub allow_shared_hosts: bool,
     /// How often every host is asked whether it is there.
@@ -36,6 +41,10 @@ pub struct Settings {
     pub host_gc_after: Duration,
     /// This replica's name, for Events.
     pub identity: String,
+    /// How long a replica may stay not Ready before its set replaces it.
+    pub replica_grace: Duration,
+    /// Leave Artifacts alone (another controller publishes them).
+    pub disable_artifact_controller: bool,
 }
 
 impl Settings {
@@ -46,11 +55,14 @@ impl Settings {
         Self {
             operator_namespace: operator_namespace.into(),
             watch_namespaces: Vec::new(),
+            host_namespaces: Vec::new(),
             allow_shared_hosts: true,
             host_probe_interval: Duration::from_secs(2),
             host_loss_settle: Duration::from_secs(10),
             host_gc_after: Duration::from_secs(300),
             identity: "runtime-operator".into(),
+            replica_grace: replica_set::DEFAULT_GRACE,
+            disable_artifact_controller: false,
         }
     }
 }
@@ -100,11 +112,15 @@ pub async fn run(
         .await
         .map_err(OperatorError::Subscribe)?;
     let mut loops = Loops(Vec::new());
-    loops
-        .0
-        .push(tokio::spawn(hosts::run(hosts_api.clone(), subscriber, now)));
+    let retired = Retired::default();
+    loops.0.push(tokio::spawn(hosts::run(
+        hosts_api.clone(),
+        subscriber,
+        now,
+        retired.clone(),
+    )));
 
-    let (reader, writer) = reflector::store();
+    let (hosts_reader, writer) = reflector::store();
     loops.0.push(tokio::spawn(
         reflector::reflector(
             writer,
@@ -118,14 +134,14 @@ pub async fn run(
             }
         }),
     ));
-    reader
+    hosts_reader
         .wait_until_ready()
         .await
         .map_err(|_| OperatorError::HostCache(settings.operator_namespace.clone()))?;
 
     loops.0.push(tokio::spawn(probe_hosts(
         hosts_api.clone(),
-        reader.clone(),
+        hosts_reader.clone(),
         bus.clone(),
         settings.clone(),
         metrics.clone(),
@@ -141,33 +157,140 @@ pub async fn run(
     let ctx = Arc::new(workload::Context {
         client: client.clone(),
         control: HostControl::new(bus.client().clone(), metrics.clone()),
-        hosts: reader,
+        hosts: hosts_reader.clone(),
         allow_shared_hosts: settings.allow_shared_hosts,
-        metrics,
+        metrics: metrics.clone(),
         recorder,
+        placements: workload::Placements::default(),
     });
-    let controllers: Vec<_> = if settings.watch_namespaces.is_empty() {
-        vec![workload::run(
-            Api::<Workload>::all(client.clone()),
+    let sets_ctx = Arc::new(replica_set::Context {
+        client: client.clone(),
+        metrics: metrics.clone(),
+        grace: settings.replica_grace,
+    });
+    let deployments_ctx = Arc::new(deployment::Context {
+        client: client.clone(),
+        metrics: metrics.clone(),
+    });
+    let route_metrics = metrics.clone();
+    let artifacts_ctx = Arc::new(artifact::Context {
+        client: client.clone(),
+        metrics,
+    });
+    // Host pods, for the addresses of hosts that report a pod name.
+    let mut pod_namespaces = vec![settings.operator_namespace.clone()];
+    for namespace in &settings.host_namespaces {
+        if !pod_namespaces.contains(namespace) {
+            pod_namespaces.push(namespace.clone());
+        }
+    }
+    let mut pod_stores = Vec::new();
+    for namespace in &pod_namespaces {
+        let (reader, writer) = reflector::store();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        loops.0.push(tokio::spawn(
+            reflector::reflector(
+                writer,
+                watcher(
+                    pods,
+                    watcher::Config::default().labels(route::HOSTGROUP_LABEL),
+                ),
+            )
+            .default_backoff()
+            .touched_objects()
+            .for_each(|_| async {}),
+        ));
+        pod_stores.push(reader);
+        loops.0.push(tokio::spawn(host_pods::run(
+            Api::namespaced(client.clone(), namespace),
             hosts_api.clone(),
-            ctx,
-        )]
+            hosts_reader.clone(),
+            retired.clone(),
+        )));
+    }
+
+    // One controller of each kind per watched namespace (all namespaces
+    // when none is named), so namespace-scoped grants suffice.
+    let scopes: Vec<Option<&str>> = if settings.watch_namespaces.is_empty() {
+        vec![None]
     } else {
         settings
             .watch_namespaces
             .iter()
-            .map(|namespace| {
-                workload::run(
-                    Api::namespaced(client.clone(), namespace),
-                    hosts_api.clone(),
-                    ctx.clone(),
-                )
-            })
+            .map(|n| Some(n.as_str()))
             .collect()
     };
+    let mut controllers: Vec<futures::future::BoxFuture<'_, ()>> = Vec::new();
+    for scope in scopes {
+        controllers.push(Box::pin(workload::run(
+            scoped(&client, scope),
+            hosts_api.clone(),
+            ctx.clone(),
+        )));
+        controllers.push(Box::pin(replica_set::run(
+            scoped(&client, scope),
+            scoped(&client, scope),
+            sets_ctx.clone(),
+        )));
+        controllers.push(Box::pin(deployment::run(
+            scoped(&client, scope),
+            scoped(&client, scope),
+            scoped(&client, scope),
+            deployments_ctx.clone(),
+        )));
+        let (workload_reader, workload_writer) = reflector::store();
+        loops.0.push(tokio::spawn(
+            reflector::reflector(
+                workload_writer,
+                watcher(
+                    scoped::<Workload>(&client, scope),
+                    watcher::Config::default(),
+                ),
+            )
+            .default_backoff()
+            .touched_objects()
+            .for_each(|_| async {}),
+        ));
+        let route_ctx = Arc::new(route::Context {
+            client: client.clone(),
+            workloads: workload_reader,
+            hosts: hosts_reader.clone(),
+            pods: pod_stores.clone(),
+            metrics: route_metrics.clone(),
+        });
+        controllers.push(Box::pin(route::run(
+            scoped(&client, scope),
+            scoped(&client, scope),
+            scoped(&client, scope),
+            hosts_api.clone(),
+            pod_namespaces
+                .iter()
+                .map(|n| Api::namespaced(client.clone(), n))
+                .collect(),
+            route_ctx,
+        )));
+        if !settings.disable_artifact_controller {
+            controllers.push(Box::pin(artifact::run(
+                scoped(&client, scope),
+                artifacts_ctx.clone(),
+            )));
+        }
+    }
     futures::future::join_all(controllers).await;
     drop(loops);
     Ok(())
+}
+
+/// The objects of one namespace, or of all when `scope` is None.
+fn scoped<K>(client: &kube::Client, scope: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match scope {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// Asks every host whether it is there, each `host_probe_interval`, and

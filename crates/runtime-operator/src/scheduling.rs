@@ -77,6 +77,35 @@ pub fn choose_host<'a>(
     hosts: &'a [Host],
     allow_shared_hosts: bool,
 ) -> Result<&'a Host, SchedulingError> {
+    choose_host_with(
+        spec,
+        namespace,
+        hosts,
+        allow_shared_hosts,
+        &Hints::default(),
+    )
+}
+
+/// What the operator knows beyond the Hosts' last heartbeats.
+#[derive(Debug, Default)]
+pub struct Hints<'a> {
+    /// Hosts to use only when no other matches (a replica was stuck there).
+    pub avoid: Vec<&'a str>,
+    /// Workloads the operator has placed on each host: heartbeats lag
+    /// behind placements, so a burst would otherwise pile onto one host.
+    pub placed: BTreeMap<String, i64>,
+}
+
+/// As [`choose_host`], with [`Hints`]: the load of a host is the larger of
+/// its heartbeat's count and what the operator placed there; avoided hosts
+/// come last.
+pub fn choose_host_with<'a>(
+    spec: &WorkloadSpec,
+    namespace: &str,
+    hosts: &'a [Host],
+    allow_shared_hosts: bool,
+    hints: &Hints<'_>,
+) -> Result<&'a Host, SchedulingError> {
     let environment = environment_filter(spec, namespace, allow_shared_hosts)?;
     let labels_match = |host: &Host| {
         let labels = host.metadata.labels.as_ref();
@@ -88,11 +117,15 @@ pub fn choose_host<'a>(
         Some(wanted) => host.fields.environment.as_deref().unwrap_or_default() == wanted,
         None => true,
     };
-    // Least loaded first; the host id breaks ties so the choice is stable.
+    // Not avoided, then least loaded; the host id breaks ties so the
+    // choice is stable.
     let load = |host: &Host| {
         let status = host.fields.status.as_ref();
+        let reported = status.and_then(|s| s.workload_count).unwrap_or(0);
+        let placed = hints.placed.get(&host.fields.host_id).copied().unwrap_or(0);
         (
-            status.and_then(|s| s.workload_count).unwrap_or(0),
+            hints.avoid.contains(&host.fields.host_id.as_str()),
+            reported.max(placed),
             std::cmp::Reverse(status.map(|s| s.system_memory_free).unwrap_or(0)),
             host.fields.host_id.clone(),
         )
@@ -167,6 +200,28 @@ mod tests {
         ];
         let chosen = choose_host(&selector(&[("hostgroup", "web")]), "default", &hosts, true);
         assert_eq!(chosen.unwrap().fields.host_id, "light-more-memory");
+        // A replacement avoids the host its replica was stuck on, if it can.
+        let web = selector(&[("hostgroup", "web")]);
+        let avoid = Hints {
+            avoid: vec!["light-more-memory"],
+            ..Default::default()
+        };
+        let chosen = choose_host_with(&web, "default", &hosts, true, &avoid);
+        assert_eq!(chosen.unwrap().fields.host_id, "light");
+        let only = [host("only", &[("hostgroup", "web")], "", 0, 0)];
+        let avoid = Hints {
+            avoid: vec!["only"],
+            ..Default::default()
+        };
+        let chosen = choose_host_with(&web, "default", &only, true, &avoid);
+        assert_eq!(chosen.unwrap().fields.host_id, "only");
+        // Placements not yet in a heartbeat count.
+        let placed = Hints {
+            placed: BTreeMap::from([("light-more-memory".to_string(), 3)]),
+            ..Default::default()
+        };
+        let chosen = choose_host_with(&web, "default", &hosts, true, &placed);
+        assert_eq!(chosen.unwrap().fields.host_id, "light");
     }
 
     #[test]

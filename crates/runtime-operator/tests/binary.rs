@@ -3,28 +3,18 @@
 //! SIGTERM, and refuses bad flags with a message naming them.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use runtime_operator::crd::Host;
 use runtime_operator::leader::LEASE_NAME;
+use test_support::eventually;
 use test_support::kube_api::FakeApiServer;
 use test_support::servers::{Nats, free_port};
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_runtime-operator");
-
-fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {server}\nusers:\n- name: test\n  user: {{}}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\ncurrent-context: test\n"
-        ),
-    )
-    .unwrap();
-    path
-}
+const PATIENCE: Duration = Duration::from_secs(30);
 
 /// GET over plain HTTP/1.1; (status, body), or None when nothing listens.
 async fn get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -39,21 +29,6 @@ async fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
     let body = response.split_once("\r\n\r\n")?.1.to_string();
     Some((status, body))
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,13 +46,13 @@ async fn run_leads_serves_probes_and_metrics_and_releases_on_sigterm() {
             &format!("127.0.0.1:{probes}"),
         ])
         .env("OPERATOR_NAMESPACE", "wasmcloud")
-        .env("KUBECONFIG", kubeconfig(dir.path(), &api.url()))
+        .env("KUBECONFIG", api.kubeconfig(dir.path()))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
 
-    eventually("/readyz to answer 200", || async {
+    eventually("/readyz to answer 200", PATIENCE, || async {
         (get(probes, "/readyz").await?.0 == 200).then_some(())
     })
     .await;
@@ -85,7 +60,7 @@ async fn run_leads_serves_probes_and_metrics_and_releases_on_sigterm() {
     assert_eq!(get(probes, "/nothing").await.unwrap().0, 404);
 
     let leases: Api<Lease> = Api::namespaced(api.client(), "wasmcloud");
-    let holder = eventually("the lease to be taken", || async {
+    let holder = eventually("the lease to be taken", PATIENCE, || async {
         leases
             .get_opt(LEASE_NAME)
             .await
@@ -103,7 +78,7 @@ async fn run_leads_serves_probes_and_metrics_and_releases_on_sigterm() {
         "labels": {"hostgroup": "default"}, "httpPort": 8080
     });
     let hosts: Api<Host> = Api::namespaced(api.client(), "wasmcloud");
-    eventually("a Host from a heartbeat", || async {
+    eventually("a Host from a heartbeat", PATIENCE, || async {
         client
             .publish(
                 "runtime.operator.heartbeat.host-a",
@@ -116,7 +91,7 @@ async fn run_leads_serves_probes_and_metrics_and_releases_on_sigterm() {
     })
     .await;
 
-    let text = eventually("metrics", || async {
+    let text = eventually("metrics", PATIENCE, || async {
         let (status, body) = get(metrics, "/metrics").await?;
         (status == 200 && body.contains("runtime_operator_nats_request_duration_seconds"))
             .then_some(body)

@@ -58,6 +58,7 @@ async fn heartbeats_make_and_update_hosts_and_bad_ones_are_skipped() {
         hosts.clone(),
         subscriber,
         || "2026-12-01T10:00:00Z".to_string(),
+        runtime_operator::host_pods::Retired::default(),
     ));
 
     let subject = runtime_proto::subjects::heartbeat("host-1");

@@ -7,11 +7,13 @@
 //! as JSON and serves: get, list (label selectors, `metadata.name` field
 //! selector), watch (from a resource version, with `timeoutSeconds`),
 //! create (409 on a taken name), replace (409 on a stale `resourceVersion`),
-//! merge patch, JSON patch (RFC 6902, `test` included), server-side apply as a single field manager sees it (the
-//! applied configuration replaces what was applied before; finalizers and
-//! owner references others added stay; no managedFields), the
-//! `status` subresource (status only; the main resource leaves status
-//! alone), `generation` (bumped when `spec` changes), finalizers with
+//! merge patch, JSON patch (RFC 6902, `test` included), server-side apply
+//! as a single field manager sees it (the applied configuration replaces
+//! what was applied before; finalizers and owner references others added
+//! stay; no managedFields), the `status` subresource (status only; the main
+//! resource leaves status alone), the `scale` subresource of custom
+//! resources whose CustomResourceDefinition was created here (get, replace,
+//! merge patch), `generation` (bumped when `spec` changes), finalizers with
 //! `deletionTimestamp`, and garbage collection by `ownerReferences`.
 
 use std::collections::BTreeMap;
@@ -61,6 +63,24 @@ struct Store {
 struct State {
     store: Mutex<Store>,
     events: broadcast::Sender<Event>,
+    requests: Mutex<std::collections::BTreeSet<ApiRequest>>,
+}
+
+/// A request as RBAC sees it: who asked (`User-Agent`), the verb, the API
+/// group (empty for core), the resource (`workloads/status` for a
+/// subresource) and the namespace (empty when cluster-wide).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiRequest {
+    /// The client's `User-Agent`.
+    pub agent: String,
+    /// get, list, watch, create, update, patch or delete.
+    pub verb: String,
+    /// The API group.
+    pub group: String,
+    /// The resource, with its subresource.
+    pub resource: String,
+    /// The namespace.
+    pub namespace: String,
 }
 
 /// The fake API server. Dropping it stops it.
@@ -87,6 +107,7 @@ impl FakeApiServer {
         let state = Arc::new(State {
             store: Mutex::default(),
             events,
+            requests: Mutex::default(),
         });
         let task = tokio::spawn({
             let state = state.clone();
@@ -113,10 +134,35 @@ impl FakeApiServer {
         format!("http://{}", self.addr)
     }
 
+    /// Writes a kubeconfig for it into `dir`, for processes that find the
+    /// API the way `kubectl` does (`KUBECONFIG`); returns its path.
+    pub fn kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\nusers:\n- name: test\n  user: {{}}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\ncurrent-context: test\n",
+            self.url()
+        );
+        std::fs::write(&path, text).expect("write the kubeconfig");
+        path
+    }
+
     /// A client for it, with `default` as the default namespace.
     pub fn client(&self) -> kube::Client {
         let url = self.url().parse().expect("a valid URL");
         kube::Client::try_from(kube::Config::new(url)).expect("a kube client")
+    }
+
+    /// Every distinct request made by a client whose `User-Agent` starts
+    /// with `agent`, for checking RBAC rules against.
+    pub fn requests(&self, agent: &str) -> Vec<ApiRequest> {
+        self.state
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|r| r.agent.starts_with(agent))
+            .cloned()
+            .collect()
     }
 
     /// How many objects it holds (for tests of garbage collection).
@@ -300,6 +346,20 @@ impl Store {
         Some(self.write(state, key.clone(), object))
     }
 
+    /// Whether an owner the object names no longer exists.
+    fn owner_missing(&self, object: &Value) -> bool {
+        object["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|owners| {
+                owners.iter().any(|owner| {
+                    !self
+                        .objects
+                        .values()
+                        .any(|o| o["metadata"]["uid"] == owner["uid"])
+                })
+            })
+    }
+
     /// Deletes what the object owned.
     fn collect_garbage(&mut self, state: &State, owner: &Value) {
         let Some(uid) = owner["metadata"]["uid"].as_str() else {
@@ -331,6 +391,7 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
     };
     let query = query(&request);
     let method = request.method().clone();
+    record(state, &request, &target, &query);
     let content_type = request
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -350,6 +411,17 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
         }
     };
     let bad_request = |message: String| failure(StatusCode::BAD_REQUEST, "BadRequest", message);
+    if let (Some("scale"), Some(name)) = (target.subresource.as_deref(), &target.name) {
+        let body = if method == Method::GET {
+            Ok(Value::Null)
+        } else {
+            parsed()
+        };
+        return match body {
+            Ok(body) => scale(state, &target, name, &method, &content_type, body),
+            Err(message) => bad_request(message),
+        };
+    }
     match (&method, &target.name) {
         (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch(state, &target, &query)
@@ -388,6 +460,159 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
             format!("{method} is not supported here"),
         ),
     }
+}
+
+/// Where a custom resource keeps what `/scale` shows, from its stored
+/// CustomResourceDefinition (as the API server does): JSON pointers to the
+/// spec and status replicas and the label selector.
+fn scale_paths(store: &Store, target: &Target) -> Option<[String; 3]> {
+    let (group, plural) = target
+        .collection
+        .strip_prefix("apis/")?
+        .split_once('/')
+        .and_then(|(group, rest)| Some((group, rest.rsplit_once('/')?.1)))?;
+    let crd = store.objects.iter().find_map(|(key, crd)| {
+        (key.collection == "apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+            && crd["spec"]["group"] == group
+            && crd["spec"]["names"]["plural"] == plural)
+            .then_some(crd)
+    })?;
+    let scale = crd["spec"]["versions"]
+        .as_array()?
+        .iter()
+        .find_map(|v| v["subresources"]["scale"].as_object())?;
+    let pointer = |field: &str| {
+        scale
+            .get(field)
+            .and_then(Value::as_str)
+            .map(|path| path.replace('.', "/"))
+            .unwrap_or_default()
+    };
+    Some([
+        pointer("specReplicasPath"),
+        pointer("statusReplicasPath"),
+        pointer("labelSelectorPath"),
+    ])
+}
+
+/// The `scale` subresource: an `autoscaling/v1` Scale read from and written
+/// to the paths the CRD names.
+fn scale(
+    state: &State,
+    target: &Target,
+    name: &str,
+    method: &Method,
+    content_type: &str,
+    body: Value,
+) -> Response<Body> {
+    let key = key_of(target, name);
+    let mut store = lock(state);
+    let Some([spec_path, status_path, selector_path]) = scale_paths(&store, target) else {
+        return failure(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{} has no scale subresource", target.collection),
+        );
+    };
+    let Some(current) = store.objects.get(&key).cloned() else {
+        return not_found(&key);
+    };
+    let as_scale = |object: &Value| {
+        json!({
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": {
+                "name": name,
+                "namespace": object["metadata"]["namespace"],
+                "resourceVersion": object["metadata"]["resourceVersion"],
+                "uid": object["metadata"]["uid"],
+            },
+            "spec": { "replicas": object.pointer(&spec_path).cloned().unwrap_or(json!(0)) },
+            "status": {
+                "replicas": object.pointer(&status_path).cloned().unwrap_or(json!(0)),
+                "selector": object.pointer(&selector_path).cloned().unwrap_or(Value::Null),
+            },
+        })
+    };
+    let mut wanted = as_scale(&current);
+    match *method {
+        Method::GET => return reply(StatusCode::OK, wanted),
+        Method::PUT => wanted = body,
+        Method::PATCH if content_type.contains("merge-patch") => merge(&mut wanted, &body),
+        _ => {
+            return failure(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("{method} with {content_type} is not supported on /scale here"),
+            );
+        }
+    }
+    let mut next = current.clone();
+    let replicas = wanted["spec"]["replicas"].clone();
+    let mut parts = spec_path.trim_start_matches('/').split('/').peekable();
+    let mut slot = &mut next;
+    while let Some(part) = parts.next() {
+        slot = &mut slot[part];
+        if parts.peek().is_none() {
+            *slot = replicas.clone();
+        }
+    }
+    let main = Target {
+        collection: target.collection.clone(),
+        namespace: target.namespace.clone(),
+        name: target.name.clone(),
+        subresource: None,
+    };
+    let next = settle(&main, &current, next);
+    let written = store.write(state, key, next);
+    reply(StatusCode::OK, as_scale(&written))
+}
+
+fn record(
+    state: &State,
+    request: &Request<Incoming>,
+    target: &Target,
+    query: &BTreeMap<String, String>,
+) {
+    let verb = match (request.method(), &target.name) {
+        (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+            "watch"
+        }
+        (&Method::GET, None) => "list",
+        (&Method::GET, Some(_)) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, _) => "delete",
+        _ => "unknown",
+    };
+    let mut parts = target.collection.split('/');
+    let group = match parts.next() {
+        Some("apis") => parts.next().unwrap_or_default().to_string(),
+        _ => String::new(),
+    };
+    let plural = target.collection.rsplit('/').next().unwrap_or_default();
+    let resource = match &target.subresource {
+        Some(sub) => format!("{plural}/{sub}"),
+        None => plural.to_string(),
+    };
+    let agent = request
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    state
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(ApiRequest {
+            agent,
+            verb: verb.into(),
+            group,
+            resource,
+            namespace: target.namespace.clone(),
+        });
 }
 
 fn key_of(target: &Target, name: &str) -> Key {
@@ -544,6 +769,11 @@ fn create(state: &State, target: &Target, mut object: Value) -> Response<Body> {
     store.stamp(&mut object);
     store.objects.insert(key.clone(), object.clone());
     store.emit(state, &key, "ADDED", object.clone());
+    // An object whose owner is already gone is collected, as the garbage
+    // collector does (a controller may create one just as its owner goes).
+    if store.owner_missing(&object) {
+        store.delete(state, &key);
+    }
     reply(StatusCode::CREATED, object)
 }
 

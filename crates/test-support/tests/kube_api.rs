@@ -281,3 +281,30 @@ async fn json_patches_apply_whole_or_not_at_all() {
         ["example.com/keep"]
     );
 }
+
+#[tokio::test]
+async fn an_object_created_after_its_owner_went_is_collected() {
+    install_crypto();
+    let server = FakeApiServer::start().await;
+    let maps: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let owner = maps
+        .create(&PostParams::default(), &config_map("owner", &[]))
+        .await
+        .unwrap();
+    maps.delete("owner", &DeleteParams::default())
+        .await
+        .unwrap();
+    let mut late = config_map("late", &[]);
+    late.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "owner".into(),
+            uid: owner.uid().unwrap(),
+            controller: Some(true),
+            ..Default::default()
+        },
+    ]);
+    maps.create(&PostParams::default(), &late).await.unwrap();
+    assert!(maps.get_opt("late").await.unwrap().is_none());
+}

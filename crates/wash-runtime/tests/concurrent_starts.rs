@@ -131,6 +131,8 @@ async fn concurrent_starts_load_once_share_the_code_and_pull_once() {
         WashletConfig {
             host_id: "puller".into(),
             friendly_name: "puller".into(),
+            hostname: "localhost".into(),
+            environment: String::new(),
             host_group: "default".into(),
             labels: BTreeMap::new(),
             heartbeat_interval: Duration::from_secs(60),

@@ -43,6 +43,8 @@ async fn a_burst_of_5000_messages_is_bounded_and_heartbeats_stay_on_time() {
         WashletConfig {
             host_id: "flooded".into(),
             friendly_name: "flooded".into(),
+            hostname: "localhost".into(),
+            environment: String::new(),
             host_group: "default".into(),
             labels: BTreeMap::new(),
             heartbeat_interval: HEARTBEAT,

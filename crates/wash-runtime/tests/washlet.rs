@@ -31,6 +31,8 @@ async fn a_started_washlet_answers_the_first_request() {
             WashletConfig {
                 host_id: host_id.clone(),
                 friendly_name: host_id.clone(),
+                hostname: "localhost".into(),
+                environment: String::new(),
                 host_group: "default".into(),
                 labels: BTreeMap::new(),
                 heartbeat_interval: Duration::from_secs(60),

@@ -13,12 +13,13 @@ use common::hosts::{self, HostProc, get_host, push_hello};
 use common::servers::{Nats, Registry};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use runtime_operator::bus::{Bus, NatsSettings};
-use runtime_operator::crd::{ConditionStatus, Host, Workload};
+use runtime_operator::crd::{ConditionStatus, Host, Workload, WorkloadReplicaSet};
 use runtime_operator::metrics::Metrics;
 use runtime_operator::operator::{self, Settings};
+use test_support::eventually;
 use test_support::kube_api::FakeApiServer;
 
 const OPERATOR_NAMESPACE: &str = "wasmcloud";
@@ -33,23 +34,6 @@ fn start_host(name: &str, nats: &str, registry: &str, labels: &[&str]) -> HostPr
         extra.extend(["--label", label]);
     }
     hosts::start_host(name, nats, registry, &extra)
-}
-
-/// Polls `check` every 100 ms until it gives a value; panics with `what`
-/// after `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The operator, running in this process.
@@ -507,5 +491,727 @@ async fn a_nats_outage_or_an_operator_restart_deletes_and_moves_nothing() {
         .await;
     ready_on(&workloads, "steady").await;
     check().await;
+    operator.stop();
+}
+
+/// The hosts serving `host_header`, polled until there are `count`.
+async fn served_by(hosts: &[HostProc], host_header: &str, count: usize) -> Vec<String> {
+    eventually(
+        &format!("{host_header} served by {count} hosts"),
+        PATIENCE,
+        || async {
+            let mut serving = Vec::new();
+            for host in hosts {
+                if get_host(&host.url("/"), host_header).await.0 == 200 {
+                    serving.push(host.id.clone());
+                }
+            }
+            (serving.len() == count).then_some(serving)
+        },
+    )
+    .await
+}
+
+/// Waits until the hosts serving `host_header` are exactly the hosts the
+/// Ready Workloads labelled `selector` are placed on, and there are
+/// `replicas` of those; returns the hosts.
+async fn served_as_placed(
+    workloads: &Api<Workload>,
+    selector: &str,
+    replicas: usize,
+    hosts: &[HostProc],
+    host_header: &str,
+) -> Vec<String> {
+    eventually(
+        &format!("{replicas} replicas of {selector} serving {host_header} where placed"),
+        PATIENCE,
+        || async {
+            let list = workloads
+                .list(&ListParams::default().labels(selector))
+                .await
+                .ok()?
+                .items;
+            let mut placed: Vec<String> = list
+                .iter()
+                .filter(|w| condition(w, "Ready").is_some_and(|(s, ..)| s == ConditionStatus::True))
+                .filter_map(|w| w.status.as_ref()?.host_id.clone())
+                .collect();
+            if placed.len() != replicas || list.len() != replicas {
+                return None;
+            }
+            placed.sort();
+            placed.dedup();
+            let mut serving = Vec::new();
+            for host in hosts {
+                if get_host(&host.url("/"), host_header).await.0 == 200 {
+                    serving.push(host.id.clone());
+                }
+            }
+            serving.sort();
+            (serving == placed).then_some(serving)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_set_spreads_its_replicas_and_follows_its_count() {
+    let Cluster {
+        nats,
+        registry: _registry,
+        image,
+        api,
+        workloads,
+        hosts_api,
+        hosts,
+    } = Cluster::start(&["r1", "r2", "r3"]).await;
+    let operator = Operator::start(&api, &nats.url(), settings()).await;
+    hosts_report(&hosts_api, &[("r1", 0), ("r2", 0), ("r3", 0)]).await;
+    let sets: Api<WorkloadReplicaSet> = Api::namespaced(api.client(), APPS);
+    let set: WorkloadReplicaSet = serde_norway::from_str(&format!(
+        r#"
+apiVersion: runtime.wasmcloud.dev/v1alpha1
+kind: WorkloadReplicaSet
+metadata: {{name: web, namespace: {APPS}}}
+spec:
+  replicas: 3
+  template:
+    labels: {{app: web}}
+    spec:
+      hostSelector: {{hostgroup: default}}
+      components:
+        - name: web
+          image: {image}
+      hostInterfaces:
+        - namespace: wasi
+          package: http
+          interfaces: [incoming-handler]
+          config: {{host: web.test}}
+"#
+    ))
+    .unwrap();
+    sets.create(&PostParams::default(), &set).await.unwrap();
+
+    let ready = |count: i32| {
+        let sets = sets.clone();
+        async move {
+            eventually(&format!("{count} Ready replicas"), PATIENCE, || async {
+                let set = sets.get("web").await.ok()?;
+                let status = set.status?;
+                let replicas = status.replicas?;
+                let set_ready = status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True);
+                (set_ready && replicas.ready == count && replicas.current == count).then_some(())
+            })
+            .await;
+        }
+    };
+    let replicas = |workloads: Api<Workload>| async move {
+        workloads
+            .list(&ListParams::default().labels("runtime.wasmcloud.dev/workload-replica-set=web"))
+            .await
+            .unwrap()
+            .items
+    };
+
+    // Three replicas, one on each host (placements count before heartbeats
+    // report them), each owned by the set and labelled from the template.
+    ready(3).await;
+    let made = replicas(workloads.clone()).await;
+    assert_eq!(made.len(), 3);
+    let mut placed: Vec<String> = made
+        .iter()
+        .map(|w| w.status.as_ref().unwrap().host_id.clone().unwrap())
+        .collect();
+    placed.sort();
+    assert_eq!(placed, ["r1", "r2", "r3"]);
+    for replica in &made {
+        assert_eq!(replica.labels()["app"], "web");
+        assert_eq!(replica.owner_references()[0].name, "web");
+        assert!(replica.name_any().starts_with("web-"));
+    }
+    served_by(&hosts, "web.test", 3).await;
+
+    // Down to one: two replicas stopped on their hosts and gone.
+    let scale = |n: i32| serde_json::json!({ "spec": { "replicas": n } });
+    sets.patch("web", &PatchParams::default(), &Patch::Merge(&scale(1)))
+        .await
+        .unwrap();
+    ready(1).await;
+    eventually("two replicas gone", PATIENCE, || async {
+        (replicas(workloads.clone()).await.len() == 1).then_some(())
+    })
+    .await;
+    served_by(&hosts, "web.test", 1).await;
+
+    // Up to two again.
+    sets.patch("web", &PatchParams::default(), &Patch::Merge(&scale(2)))
+        .await
+        .unwrap();
+    ready(2).await;
+    served_as_placed(&workloads, "app=web", 2, &hosts, "web.test").await;
+    operator.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_stuck_on_a_host_is_replaced_on_another() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let nats = Nats::start();
+    let registry = Registry::start();
+    let image = push_hello(&registry).await;
+    let api = FakeApiServer::start().await;
+    let workloads: Api<Workload> = Api::namespaced(api.client(), APPS);
+    let hosts_api: Api<Host> = Api::namespaced(api.client(), OPERATOR_NAMESPACE);
+    // `bad` may not pull from the plain-HTTP registry; `good` can, and
+    // already runs something, so `bad` is the first choice.
+    let bad = hosts::start_host("bad", &nats.url(), "127.0.0.1:1", &["--host-name", "bad"]);
+    let good = start_host("good", &nats.url(), &registry.address(), &[]);
+    bad.ready().await;
+    good.ready().await;
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    start_directly(&bus, "good", "busy", &image).await;
+    let mut settings = settings();
+    settings.replica_grace = Duration::from_secs(3);
+    let operator = Operator::start(&api, &nats.url(), settings).await;
+    hosts_report(&hosts_api, &[("bad", 0), ("good", 1)]).await;
+
+    let mut set: WorkloadReplicaSet = serde_norway::from_str(&format!(
+        "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: WorkloadReplicaSet\nmetadata: {{name: stuck, namespace: {APPS}}}\nspec:\n  replicas: 1\n  template:\n    spec: {{}}\n"
+    ))
+    .unwrap();
+    set.spec.template.spec = workload("stuck", &image, "").spec;
+    Api::<WorkloadReplicaSet>::namespaced(api.client(), APPS)
+        .create(&PostParams::default(), &set)
+        .await
+        .unwrap();
+    let first = eventually("a replica on `bad`", PATIENCE, || async {
+        let list = workloads.list(&ListParams::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|w| w.status.as_ref().and_then(|s| s.host_id.as_deref()) == Some("bad"))
+    })
+    .await;
+    let replaced = eventually("a Ready replacement", PATIENCE, || async {
+        let list = workloads.list(&ListParams::default()).await.ok()?;
+        list.items.into_iter().find(|w| {
+            w.name_any() != first.name_any()
+                && condition(w, "Ready").is_some_and(|(s, ..)| s == ConditionStatus::True)
+        })
+    })
+    .await;
+    assert_eq!(
+        replaced.status.as_ref().and_then(|s| s.host_id.as_deref()),
+        Some("good")
+    );
+    assert_eq!(
+        replaced.annotations()["runtime.wasmcloud.dev/avoid-hosts"],
+        "bad"
+    );
+    assert_eq!(get_host(&good.url("/"), "stuck.test").await.0, 200);
+    operator.stop();
+}
+
+/// Waits until deployment `site` is Ready with `replicas`, its roll done
+/// and its current replica set not `not_set`; returns that set's name.
+async fn site_ready(
+    deployments: &Api<runtime_operator::crd::WorkloadDeployment>,
+    replicas: i32,
+    not_set: Option<&str>,
+) -> String {
+    eventually(
+        &format!("deployment `site` Ready with {replicas}"),
+        PATIENCE,
+        || async {
+            let status = deployments.get("site").await.ok()?.status?;
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True);
+            let set = status.current_replica_set?.name;
+            (ready
+                && status.current_replicas == Some(replicas)
+                && status.previous_replica_set.is_none()
+                && Some(set.as_str()) != not_set)
+                .then_some(set)
+        },
+    )
+    .await
+}
+
+/// Applies a changed manifest of deployment `site`.
+async fn update_site(deployments: &Api<runtime_operator::crd::WorkloadDeployment>, manifest: &str) {
+    let patch: serde_json::Value = serde_norway::from_str(manifest).unwrap();
+    deployments
+        .patch("site", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_resolves_its_artifact_rolls_and_scales() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use runtime_operator::crd::{Artifact, WorkloadDeployment};
+    let Cluster {
+        nats,
+        registry: _registry,
+        image,
+        api,
+        workloads,
+        hosts_api,
+        hosts,
+    } = Cluster::start(&["d1", "d2", "d3"]).await;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("runtime_operator=debug")
+        .with_test_writer()
+        .try_init();
+    let client = api.client();
+    // The CRDs, so the API server knows where `/scale` reads and writes.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in &runtime_operator::crd::all().unwrap() {
+        crds.create(&PostParams::default(), crd).await.unwrap();
+    }
+    let operator = Operator::start(&api, &nats.url(), settings()).await;
+    hosts_report(&hosts_api, &[("d1", 0), ("d2", 0), ("d3", 0)]).await;
+
+    let artifacts: Api<Artifact> = Api::namespaced(client.clone(), APPS);
+    let deployments: Api<WorkloadDeployment> = Api::namespaced(client.clone(), APPS);
+    let artifact: Artifact = serde_norway::from_str(&format!(
+        "apiVersion: runtime.wasmcloud.dev/v1alpha1\nkind: Artifact\nmetadata: {{name: hello-art, namespace: {APPS}}}\nspec: {{image: \"{image}\"}}\n"
+    ))
+    .unwrap();
+    artifacts
+        .create(&PostParams::default(), &artifact)
+        .await
+        .unwrap();
+    let manifest = |greeting: &str| {
+        format!(
+            r#"
+apiVersion: runtime.wasmcloud.dev/v1alpha1
+kind: WorkloadDeployment
+metadata: {{name: site, namespace: {APPS}}}
+spec:
+  replicas: 2
+  artifacts:
+    - name: hello
+      artifactFrom: {{name: hello-art}}
+  template:
+    spec:
+      hostSelector: {{hostgroup: default}}
+      components:
+        - name: site
+          image: artifact://hello
+          localResources:
+            environment:
+              config: {{GREETING: {greeting}}}
+      hostInterfaces:
+        - namespace: wasi
+          package: http
+          interfaces: [incoming-handler]
+          config: {{host: site.test}}
+"#
+        )
+    };
+    let deployment: WorkloadDeployment = serde_norway::from_str(&manifest("hi")).unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+
+    let first_set = site_ready(&deployments, 2, None).await;
+    assert!(first_set.starts_with("site-"), "{first_set}");
+    let site = "runtime.wasmcloud.dev/workload-deployment=site";
+    served_as_placed(&workloads, site, 2, &hosts, "site.test").await;
+    // The artifact resolved to the pushed image.
+    let replica = workloads
+        .list(&ListParams::default().labels("runtime.wasmcloud.dev/workload-deployment=site"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(replica.len(), 2);
+    assert_eq!(replica[0].spec.components[0].image, image);
+
+    // A new template rolls to a new replica set; the old one goes.
+    update_site(&deployments, &manifest("hello")).await;
+    let second_set = site_ready(&deployments, 2, Some(&first_set)).await;
+    let sets: Api<WorkloadReplicaSet> = Api::namespaced(client.clone(), APPS);
+    eventually("the old replica set gone", PATIENCE, || async {
+        matches!(sets.get_opt(&first_set).await, Ok(None)).then_some(())
+    })
+    .await;
+    served_as_placed(&workloads, site, 2, &hosts, "site.test").await;
+
+    // `/scale`, as kubectl scale or an autoscaler does it.
+    deployments
+        .patch_scale(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({ "spec": { "replicas": 3 } })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(site_ready(&deployments, 3, None).await, second_set);
+    let scale = deployments.get_scale("site").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(3));
+    let scale_status = scale.status.unwrap();
+    assert_eq!(scale_status.replicas, 3);
+    assert_eq!(
+        scale_status.selector.as_deref(),
+        Some("runtime.wasmcloud.dev/workload-deployment=site")
+    );
+    served_as_placed(&workloads, site, 3, &hosts, "site.test").await;
+
+    // Recreate: the old replicas are all gone before a new one exists.
+    let recreate = manifest("bye").replace(
+        "  replicas: 2\n",
+        "  replicas: 3\n  deployPolicy: Recreate\n",
+    );
+    update_site(&deployments, &recreate).await;
+    let watcher = {
+        let workloads = workloads.clone();
+        let second_set = second_set.clone();
+        tokio::spawn(async move {
+            let mut overlaps = 0;
+            loop {
+                let sets: std::collections::BTreeSet<String> = workloads
+                    .list(&ListParams::default().labels(site))
+                    .await
+                    .unwrap()
+                    .items
+                    .iter()
+                    .filter_map(|w| {
+                        w.labels()
+                            .get("runtime.wasmcloud.dev/workload-replica-set")
+                            .cloned()
+                    })
+                    .collect();
+                if sets.len() > 1 {
+                    overlaps += 1;
+                }
+                if sets.len() == 1 && !sets.contains(&second_set) {
+                    return overlaps;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let third_set = site_ready(&deployments, 3, Some(&second_set)).await;
+    assert_eq!(
+        watcher.await.unwrap(),
+        0,
+        "old and new replicas ran at once during a Recreate"
+    );
+    assert_ne!(third_set, second_set);
+
+    // The Artifact stays while the deployment names it.
+    artifacts
+        .delete("hello-art", &DeleteParams::default())
+        .await
+        .unwrap();
+    let held = artifacts.get("hello-art").await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert!(
+        held.finalizers()
+            .contains(&runtime_operator::artifact::FINALIZER.to_string())
+    );
+    deployments
+        .delete("site", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Artifact gone once unused", PATIENCE, || async {
+        matches!(artifacts.get_opt("hello-art").await, Ok(None)).then_some(())
+    })
+    .await;
+    // Its replica sets and Workloads went with it; nothing serves.
+    eventually("the deployment's Workloads gone", PATIENCE, || async {
+        let left = workloads.list(&ListParams::default()).await.ok()?.items;
+        left.is_empty().then_some(())
+    })
+    .await;
+    served_by(&hosts, "site.test", 0).await;
+    operator.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_reaches_ready_hosts_through_its_endpoint_slice_even_during_a_roll() {
+    use k8s_openapi::api::core::v1::{Pod, Service};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use runtime_operator::crd::WorkloadDeployment;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("runtime_operator=debug")
+        .with_test_writer()
+        .try_init();
+    let nats = Nats::start();
+    let registry = Registry::start();
+    let image = push_hello(&registry).await;
+    let api = FakeApiServer::start().await;
+    let client = api.client();
+    let hosts_api: Api<Host> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    // Three hosts on one port, as in a cluster: two report a pod name (the
+    // default in wasmCloud's templates), one its IP.
+    let port = common::servers::free_port();
+    let hosts = [
+        ("pod-a", "pod-a", "127.0.0.2"),
+        ("pod-b", "pod-b", "127.0.0.3"),
+        ("by-ip", "127.0.0.4", "127.0.0.4"),
+    ]
+    .map(|(id, name, ip)| {
+        hosts::start_host_on(
+            id,
+            ip,
+            port,
+            &nats.url(),
+            &registry.address(),
+            &["--host-name", name],
+        )
+    });
+    for host in &hosts {
+        host.ready().await;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    for (name, ip) in [("pod-a", "127.0.0.2"), ("pod-b", "127.0.0.3")] {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"wasmcloud.com/hostgroup": "default"}},
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        pods.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"status": {"podIP": ip}})),
+        )
+        .await
+        .unwrap();
+    }
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "site", "namespace": APPS},
+        "spec": {"ports": [{"name": "http", "port": 80}]},
+    }))
+    .unwrap();
+    Api::<Service>::namespaced(client.clone(), APPS)
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    let operator = Operator::start(&api, &nats.url(), settings()).await;
+    hosts_report(&hosts_api, &[("pod-a", 0), ("pod-b", 0), ("127.0.0.4", 0)]).await;
+
+    let manifest = |greeting: &str| {
+        format!(
+            r#"
+apiVersion: runtime.wasmcloud.dev/v1alpha1
+kind: WorkloadDeployment
+metadata: {{name: site, namespace: {APPS}}}
+spec:
+  replicas: 3
+  kubernetes:
+    service: {{name: site}}
+  template:
+    spec:
+      hostSelector: {{hostgroup: default}}
+      components:
+        - name: site
+          image: {image}
+          localResources:
+            environment:
+              config: {{GREETING: {greeting}}}
+      hostInterfaces:
+        - namespace: wasi
+          package: http
+          interfaces: [incoming-handler]
+          config: {{host: site.example.com}}
+"#
+        )
+    };
+    let deployments: Api<WorkloadDeployment> = Api::namespaced(client.clone(), APPS);
+    deployments
+        .create(
+            &PostParams::default(),
+            &serde_norway::from_str(&manifest("hi")).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // One slice, owned by the Service, with each host's address once.
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), APPS);
+    let slice_name = runtime_operator::route::slice_name("site");
+    let addresses = |slices: Api<EndpointSlice>, slice_name: String| async move {
+        let slice = slices.get_opt(&slice_name).await.ok()??;
+        let mut addresses: Vec<String> = slice
+            .endpoints
+            .iter()
+            .flat_map(|e| e.addresses.clone())
+            .collect();
+        addresses.sort();
+        Some((slice, addresses))
+    };
+    let (slice, _) = eventually("a slice with the three hosts", PATIENCE, || async {
+        let (slice, addresses) = addresses(slices.clone(), slice_name.clone()).await?;
+        (addresses == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]).then_some((slice, addresses))
+    })
+    .await;
+    assert_eq!(slice.address_type, "IPv4");
+    let ports = slice.ports.clone().unwrap();
+    assert_eq!(ports[0].name.as_deref(), Some("http"));
+    assert_eq!(ports[0].port, Some(i32::from(port)));
+    let labels = slice.metadata.labels.clone().unwrap();
+    assert_eq!(labels["kubernetes.io/service-name"], "site");
+    assert_eq!(
+        labels["endpointslice.kubernetes.io/managed-by"],
+        runtime_operator::route::MANAGED_BY
+    );
+    assert_eq!(slice.metadata.owner_references.unwrap()[0].name, "site");
+
+    // The Service path: every request goes to the next address of the
+    // slice as it is at that moment, with the Service's name as Host.
+    let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (slices, slice_name) = (slices.clone(), slice_name.clone());
+        let (failures, served, stop) = (failures.clone(), served.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut turn = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Some((_, addresses)) = addresses(slices.clone(), slice_name.clone()).await
+                else {
+                    failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                };
+                turn += 1;
+                let ip = &addresses[turn % addresses.len()];
+                let url = format!("http://{ip}:{port}/");
+                match get_host(&url, "site.apps").await {
+                    (200, _) => served.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    (status, body) => {
+                        eprintln!("failed through the Service path: {ip}: {status} {body}");
+                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    }
+                };
+            }
+        })
+    };
+
+    // Roll the template while traffic flows.
+    let first = deployments.get("site").await.unwrap();
+    let first_set = first
+        .status
+        .and_then(|s| s.current_replica_set)
+        .map(|s| s.name);
+    update_site(&deployments, &manifest("hello")).await;
+    site_ready(&deployments, 3, first_set.as_deref()).await;
+    let workloads: Api<Workload> = Api::namespaced(client.clone(), APPS);
+    eventually("only the new replicas left", PATIENCE, || async {
+        (workloads
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .len()
+            == 3)
+            .then_some(())
+    })
+    .await;
+    let before = served.load(std::sync::atomic::Ordering::Relaxed);
+    eventually("traffic after the roll", PATIENCE, || async {
+        (served.load(std::sync::atomic::Ordering::Relaxed) > before + 20).then_some(())
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    traffic.await.unwrap();
+    let failed = failures.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "{} requests through the Service path during the roll, {failed} failed",
+        served.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert_eq!(failed, 0);
+
+    // A pod IP that changes moves the slice's address with it.
+    let set_ip = |ip: &'static str| {
+        let pods = pods.clone();
+        async move {
+            pods.patch_status(
+                "pod-a",
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({"status": {"podIP": ip}})),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let slice_has = |wanted: &'static str, present: bool| {
+        let (slices, slice_name) = (slices.clone(), slice_name.clone());
+        async move {
+            eventually(
+                &format!("{wanted} in the slice: {present}"),
+                PATIENCE,
+                || async {
+                    let (_, addresses) = addresses(slices.clone(), slice_name.clone()).await?;
+                    (addresses.iter().any(|a| a == wanted) == present).then_some(())
+                },
+            )
+            .await
+        }
+    };
+    set_ip("127.0.0.5").await;
+    slice_has("127.0.0.5", true).await;
+    slice_has("127.0.0.2", false).await;
+    set_ip("127.0.0.2").await;
+    slice_has("127.0.0.2", true).await;
+
+    // A host pod being deleted: its Host goes (and stays gone while the
+    // process still heartbeats), its workloads move, the slice follows.
+    pods.delete("pod-b", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("pod-b's workloads moved", PATIENCE, || async {
+        let list = workloads.list(&ListParams::default()).await.ok()?.items;
+        let moved = list.len() == 3
+            && list.iter().all(|w| {
+                condition(w, "Ready").is_some_and(|(s, ..)| s == ConditionStatus::True)
+                    && w.status.as_ref().and_then(|s| s.host_id.as_deref()) != Some("pod-b")
+            });
+        moved.then_some(())
+    })
+    .await;
+    slice_has("127.0.0.3", false).await;
+    // Two more heartbeats of another host (every 500 ms), so pod-b's own
+    // heartbeats have arrived too, and still no Host for it.
+    let last_seen = || async {
+        let host = hosts_api.get("127.0.0.4").await.ok()?;
+        host.fields.status?.last_seen
+    };
+    for _ in 0..2 {
+        let seen = last_seen().await;
+        eventually("another heartbeat", PATIENCE, || async {
+            let now = last_seen().await;
+            (now.is_some() && now != seen).then_some(())
+        })
+        .await;
+    }
+    assert!(
+        hosts_api.get_opt("pod-b").await.unwrap().is_none(),
+        "the Host of a deleted pod came back"
+    );
+
+    // A host's loss takes it out of the slice.
+    operator.settled(Settings::new("x").host_loss_settle).await;
+    hosts[0].process.signal(libc::SIGKILL);
+    eventually("the lost host out of the slice", PATIENCE, || async {
+        let (_, addresses) = addresses(slices.clone(), slice_name.clone()).await?;
+        (!addresses.contains(&"127.0.0.2".to_string()) && !addresses.is_empty()).then_some(())
+    })
+    .await;
+
+    // No Ready workload left for the Service: the slice goes.
+    deployments
+        .delete("site", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the slice gone", PATIENCE, || async {
+        matches!(slices.get_opt(&slice_name).await, Ok(None)).then_some(())
+    })
+    .await;
     operator.stop();
 }

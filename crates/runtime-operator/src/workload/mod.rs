@@ -25,7 +25,8 @@ use crate::control::{ControlError, HostControl, state_name};
 use crate::crd::{Condition, ConditionStatus, Host, Workload, WorkloadStatus};
 use crate::host_status::set_condition;
 use crate::metrics::Metrics;
-use crate::scheduling::{choose_host, is_ready};
+use crate::replica_set::AVOID_HOSTS_ANNOTATION;
+use crate::scheduling::{Hints, choose_host_with, is_ready};
 
 use self::start::{ConfigError, Resolver};
 
@@ -41,6 +42,10 @@ const RETRY: Duration = Duration::from_secs(2);
 const WAIT: Duration = Duration::from_secs(5);
 /// How often a Ready workload is checked on its host.
 const RESYNC: Duration = Duration::from_secs(30);
+/// How long a deleted workload behind a Service keeps serving after it left
+/// the Service's EndpointSlice, so that clients (kube-proxy, gateways) stop
+/// sending to it first: the same idea as a pod's preStop delay.
+pub const DEREGISTRATION_DELAY: Duration = Duration::from_secs(3);
 
 /// What a reconcile needs.
 pub struct Context {
@@ -56,6 +61,37 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Events.
     pub recorder: Recorder,
+    /// Where this operator placed which workloads (by UID).
+    pub placements: Placements,
+}
+
+/// The operator's own record of which workloads it placed on which host,
+/// ahead of the hosts' heartbeats. Choosing a host and recording the choice
+/// happen under one lock, so concurrent reconciles spread out.
+#[derive(Debug, Default)]
+pub struct Placements(Mutex<HashMap<String, String>>);
+
+impl Placements {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Workloads per host.
+    fn counts(map: &HashMap<String, String>) -> std::collections::BTreeMap<String, i64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for host in map.values() {
+            *counts.entry(host.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    fn record(&self, uid: &str, host: &str) {
+        self.lock().insert(uid.into(), host.into());
+    }
+
+    fn forget(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
 }
 
 /// Why a reconcile failed (it is retried).
@@ -70,6 +106,9 @@ pub enum ReconcileError {
     /// A referenced object could not be read.
     #[error(transparent)]
     Config(ConfigError),
+    /// The workload could not be stopped on a host that may still run it.
+    #[error("cannot stop the workload on its host")]
+    Stop(#[source] ControlError),
 }
 
 impl ReconcileError {
@@ -79,6 +118,7 @@ impl ReconcileError {
             Self::Kube(_) => "api",
             Self::Finalizer(_) => "finalizer",
             Self::Config(_) => "config",
+            Self::Stop(_) => "stop",
         }
     }
 }
@@ -125,9 +165,11 @@ fn find_host(hosts: &Store<Host>, host_id: &str) -> Option<Arc<Host>> {
         .find(|h| h.fields.host_id == host_id)
 }
 
-/// The host's Ready is False: the operator concluded it is gone.
+/// The operator concluded the host is gone: its Host's Ready is False, or
+/// the Host itself is gone (removed after being gone for long, or by hand;
+/// the store is complete before any reconcile runs).
 fn host_gone(hosts: &Store<Host>, host_id: &str) -> bool {
-    find_host(hosts, host_id).is_some_and(|host| {
+    find_host(hosts, host_id).is_none_or(|host| {
         host.fields.status.as_ref().is_some_and(|status| {
             status
                 .conditions
@@ -156,12 +198,14 @@ async fn advance(
         status.host_id = None;
         status.environment = None;
         status.workload_id = None;
+        ctx.placements.forget(&uid);
         conditions.set(
             "Placement",
             ConditionStatus::False,
             "HostLost",
             &format!("host `{host_id}` is gone; placing the workload on another host"),
         );
+        conditions.set("Sync", ConditionStatus::Unknown, "HostLost", "");
     }
 
     // Config: what the start request needs, while there is one to send.
@@ -191,7 +235,11 @@ async fn advance(
 
     // HostSelection.
     let host_id = match (&status.host_id, &workload.spec.host_id) {
-        (Some(placed), _) => placed.clone(),
+        (Some(placed), _) => {
+            // After a restart the record fills in as workloads reconcile.
+            ctx.placements.record(&uid, placed);
+            placed.clone()
+        }
         (None, Some(pinned)) => {
             status.host_id = Some(pinned.clone());
             status.environment =
@@ -200,8 +248,25 @@ async fn advance(
         }
         (None, None) => {
             let hosts: Vec<Host> = ctx.hosts.state().iter().map(|h| (**h).clone()).collect();
-            match choose_host(&workload.spec, &namespace, &hosts, ctx.allow_shared_hosts) {
+            let avoid: Vec<&str> = workload
+                .annotations()
+                .get(AVOID_HOSTS_ANNOTATION)
+                .map(|hosts| hosts.split(',').map(str::trim).collect())
+                .unwrap_or_default();
+            let mut placements = ctx.placements.lock();
+            let hints = Hints {
+                avoid,
+                placed: Placements::counts(&placements),
+            };
+            match choose_host_with(
+                &workload.spec,
+                &namespace,
+                &hosts,
+                ctx.allow_shared_hosts,
+                &hints,
+            ) {
                 Ok(host) => {
+                    placements.insert(uid.clone(), host.fields.host_id.clone());
                     status.host_id = Some(host.fields.host_id.clone());
                     status.environment = host.fields.environment.clone();
                     host.fields.host_id.clone()
@@ -319,9 +384,18 @@ async fn advance(
             false
         }
     };
-    if synced && conditions.is_true("Placement") {
+    Ok(if synced { RESYNC } else { RETRY })
+}
+
+/// Ready: placed, started and running there. Set after every pass,
+/// whichever step it stopped at, so it never outlives its reasons.
+fn set_ready(status: &WorkloadStatus, conditions: &mut Conditions) {
+    let ready = status.host_id.is_some()
+        && status.workload_id.is_some()
+        && conditions.is_true("Placement")
+        && conditions.is_true("Sync");
+    if ready {
         conditions.set("Ready", ConditionStatus::True, "Available", "");
-        Ok(RESYNC)
     } else {
         conditions.set(
             "Ready",
@@ -329,7 +403,6 @@ async fn advance(
             "NotReady",
             "waiting for Placement and Sync",
         );
-        Ok(RETRY)
     }
 }
 
@@ -343,6 +416,7 @@ async fn apply(workload: Arc<Workload>, ctx: &Context) -> Result<Action, Reconci
         now: now(),
     };
     let outcome = advance(&workload, &mut status, &mut conditions, ctx).await;
+    set_ready(&status, &mut conditions);
     status.conditions = conditions.list;
     if status != original {
         let api: Api<Workload> = Api::namespaced(
@@ -377,14 +451,32 @@ async fn apply(workload: Arc<Workload>, ctx: &Context) -> Result<Action, Reconci
 /// deletion (as the reference).
 async fn cleanup(workload: Arc<Workload>, ctx: &Context) -> Result<Action, ReconcileError> {
     let status = workload.status.clone().unwrap_or_default();
-    if let (Some(host), Some(id)) = (&status.host_id, &status.workload_id) {
-        match ctx.control.stop(host, id).await {
+    let behind_service = workload
+        .spec
+        .kubernetes
+        .as_ref()
+        .is_some_and(|k| k.service.is_some());
+    if behind_service && status.workload_id.is_some() {
+        let deleted_for = workload
+            .metadata
+            .deletion_timestamp
+            .as_ref()
+            .and_then(|t| Timestamp::now().duration_since(t.0).try_into().ok())
+            .unwrap_or(Duration::ZERO);
+        if let Some(left) = DEREGISTRATION_DELAY.checked_sub(deleted_for) {
+            tokio::time::sleep(left).await;
+        }
+    }
+    ctx.placements.forget(&workload.uid().unwrap_or_default());
+    // Stop it wherever it may run: a start that timed out may still have
+    // happened, so the UID is stopped even without a workload id.
+    if let Some(host) = &status.host_id {
+        let uid = workload.uid().unwrap_or_default();
+        match ctx.control.stop(host, &uid).await {
             Ok(_) | Err(ControlError::NoResponders { .. }) => {}
-            Err(e) => tracing::warn!(
-                workload = %workload.name_any(),
-                error = %e,
-                "cannot stop the workload on its host"
-            ),
+            Err(_) if host_gone(&ctx.hosts, host) => {}
+            // The host may still run it: keep the finalizer and retry.
+            Err(e) => return Err(ReconcileError::Stop(e)),
         }
     }
     Ok(Action::await_change())

@@ -48,6 +48,13 @@ pub struct WashletConfig {
     pub host_id: String,
     /// Name for people.
     pub friendly_name: String,
+    /// How the host is reached, as reported in heartbeats: the machine's
+    /// host name, or (in a cluster) the pod IP the operator routes
+    /// Service traffic to.
+    pub hostname: String,
+    /// The environment (usually a Kubernetes namespace) whose workloads the
+    /// host serves; empty for any.
+    pub environment: String,
     /// Host group (also the `hostgroup` label).
     pub host_group: String,
     /// Labels reported in heartbeats.
@@ -331,7 +338,7 @@ impl Inner {
         labels.insert("hostgroup".into(), self.config.host_group.clone());
         HostHeartbeat {
             id: self.config.host_id.clone(),
-            hostname: sysinfo::System::host_name().unwrap_or_default(),
+            hostname: self.config.hostname.clone(),
             friendly_name: self.config.friendly_name.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             labels,
@@ -361,7 +368,7 @@ impl Inner {
                 .http_addr()
                 .map(|a| u32::from(a.port()))
                 .unwrap_or(0),
-            environment: String::new(),
+            environment: self.config.environment.clone(),
         }
     }
 

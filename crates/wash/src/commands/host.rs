@@ -25,9 +25,16 @@ pub struct HostArgs {
     #[arg(long)]
     pub host_group: Option<String>,
 
-    /// Friendly name (defaults to the machine's host name).
+    /// Name reported as the host's friendly name and hostname (defaults to
+    /// the machine's host name). In a cluster, pass the pod IP so Service
+    /// traffic can be routed to it.
     #[arg(long)]
     pub host_name: Option<String>,
+
+    /// Environment whose workloads this host serves (usually the Kubernetes
+    /// namespace); the operator schedules by it.
+    #[arg(long, env = "WASMCLOUD_HOST_ENVIRONMENT")]
+    pub environment: Option<String>,
 
     /// Host id on the control plane (defaults to `<name>-<random>`).
     #[arg(long)]
@@ -279,7 +286,9 @@ pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
         scheduler,
         WashletConfig {
             host_id: host_id.clone(),
+            hostname: friendly_name.clone(),
             friendly_name,
+            environment: args.environment.clone().unwrap_or_default(),
             host_group: host_group.clone(),
             labels,
             heartbeat_interval: args.heartbeat_interval,

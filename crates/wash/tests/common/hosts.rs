@@ -10,6 +10,7 @@ const STARTUP: Duration = Duration::from_secs(60);
 /// A `wash host` process.
 pub struct HostProc {
     pub id: String,
+    pub ip: String,
     pub http: u16,
     pub process: Running,
     pub _cache: tempfile::TempDir,
@@ -18,12 +19,24 @@ pub struct HostProc {
 /// Starts `wash host` as `id` on `nats`, trusting `registry` over plain
 /// HTTP, heartbeating every 500 ms; `extra` arguments are appended.
 pub fn start_host(id: &str, nats: &str, registry: &str, extra: &[&str]) -> HostProc {
-    let http = free_port();
+    start_host_on(id, "127.0.0.1", free_port(), nats, registry, extra)
+}
+
+/// As [`start_host`], serving HTTP on `ip:http` (any 127.0.0.0/8 address
+/// is loopback, so hosts can share one port as they would in a cluster).
+pub fn start_host_on(
+    id: &str,
+    ip: &str,
+    http: u16,
+    nats: &str,
+    registry: &str,
+    extra: &[&str],
+) -> HostProc {
     let cache = tempfile::tempdir().unwrap();
     let mut command = wash();
     command
         .args(["host", "--host-id", id, "--scheduler-nats-url", nats])
-        .args(["--http-addr", &format!("127.0.0.1:{http}")])
+        .args(["--http-addr", &format!("{ip}:{http}")])
         .args(["--allow-insecure-registries", registry])
         .args(["--heartbeat-interval", "500ms"])
         .arg("--oci-cache-dir")
@@ -31,6 +44,7 @@ pub fn start_host(id: &str, nats: &str, registry: &str, extra: &[&str]) -> HostP
         .args(extra);
     HostProc {
         id: id.to_string(),
+        ip: ip.to_string(),
         http,
         process: Running::spawn(command),
         _cache: cache,
@@ -43,7 +57,7 @@ impl HostProc {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.http)
+        format!("http://{}:{}{path}", self.ip, self.http)
     }
 }
 
