@@ -19,6 +19,6 @@ command -v docker-registry >/dev/null || { echo "docker-registry is needed: apt-
 ulimit -n 65536 2>/dev/null || true
 
 cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml -p http-hello-world
-cargo build --release -p wash -p runtime-operator
+cargo build --release -p wash -p runtime-operator --bins
 cargo run --release -p runtime-operator --example operator_bench -- \
     target/release/wash target/release/runtime-operator "$DEPLOYMENTS" "$REPLICAS"

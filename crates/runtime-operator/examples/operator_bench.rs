@@ -58,8 +58,9 @@ fn usage(pid: u32) -> Result<(f64, f64)> {
     Ok((ticks / 100.0, peak_kib / 1024.0))
 }
 
-/// The p99 of a Prometheus histogram's buckets for `operation`.
-fn p99(metrics: &str, operation: &str) -> Option<f64> {
+/// The upper bound of the bucket holding quantile `q` of a Prometheus
+/// histogram for `operation`.
+fn quantile(metrics: &str, operation: &str, q: f64) -> Option<f64> {
     let prefix = "runtime_operator_nats_request_duration_seconds_bucket{";
     let mut buckets: Vec<(f64, f64)> = metrics
         .lines()
@@ -79,7 +80,7 @@ fn p99(metrics: &str, operation: &str) -> Option<f64> {
     let total = buckets.last()?.1;
     buckets
         .iter()
-        .find(|(_, count)| *count >= total * 0.99)
+        .find(|(_, count)| *count >= total * q)
         .map(|(bound, _)| *bound)
 }
 
@@ -215,13 +216,15 @@ async fn main() -> Result<()> {
     let all_ready = began.elapsed();
     let (cpu_after, peak) = usage(operator.0.id())?;
     let metrics = get(metrics_port, "/metrics")?;
-    let start_p99 = p99(&metrics, "workload.start").unwrap_or(f64::NAN);
+    let start_p50 = quantile(&metrics, "workload.start", 0.5).unwrap_or(f64::NAN);
+    let start_p99 = quantile(&metrics, "workload.start", 0.99).unwrap_or(f64::NAN);
     println!(
         "all {total} Ready after        {:.1} s",
         all_ready.as_secs_f64()
     );
     println!(
-        "start round trip p99          <= {:.0} ms",
+        "start round trip p50, p99     <= {:.0} ms, <= {:.0} ms (histogram bucket bounds)",
+        start_p50 * 1000.0,
         start_p99 * 1000.0
     );
     println!(

@@ -32,8 +32,8 @@ struct OperationLabels {
 type RttFamily = Family<OperationLabels, Histogram, fn() -> Histogram>;
 
 fn rtt_histogram() -> Histogram {
-    // 0.25 ms .. about 4 s.
-    Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+    // 0.5 ms .. about 65 s: a start may pull and compile for up to a minute.
+    Histogram::new(exponential_buckets(0.000_5, 2.0, 18))
 }
 
 /// The operator's metrics.

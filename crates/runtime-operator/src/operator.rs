@@ -14,7 +14,6 @@ use kube::{Api, ResourceExt};
 
 use crate::bus::Bus;
 use crate::control::HostControl;
-use k8s_openapi::api::core::v1::Pod;
 
 use crate::crd::{ConditionStatus, Host, Workload};
 use crate::host_pods::{self, Retired};
@@ -177,30 +176,15 @@ pub async fn run(
         client: client.clone(),
         metrics,
     });
-    // Host pods, for the addresses of hosts that report a pod name.
+    // Namespaces of host pods: their addresses route Services, and their
+    // deletion retires their hosts.
     let mut pod_namespaces = vec![settings.operator_namespace.clone()];
     for namespace in &settings.host_namespaces {
         if !pod_namespaces.contains(namespace) {
             pod_namespaces.push(namespace.clone());
         }
     }
-    let mut pod_stores = Vec::new();
     for namespace in &pod_namespaces {
-        let (reader, writer) = reflector::store();
-        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-        loops.0.push(tokio::spawn(
-            reflector::reflector(
-                writer,
-                watcher(
-                    pods,
-                    watcher::Config::default().labels(route::HOSTGROUP_LABEL),
-                ),
-            )
-            .default_backoff()
-            .touched_objects()
-            .for_each(|_| async {}),
-        ));
-        pod_stores.push(reader);
         loops.0.push(tokio::spawn(host_pods::run(
             Api::namespaced(client.clone(), namespace),
             hosts_api.clone(),
@@ -254,8 +238,11 @@ pub async fn run(
         let route_ctx = Arc::new(route::Context {
             client: client.clone(),
             workloads: workload_reader,
-            hosts: hosts_reader.clone(),
-            pods: pod_stores.clone(),
+            hosts: hosts_api.clone(),
+            pods: pod_namespaces
+                .iter()
+                .map(|n| Api::namespaced(client.clone(), n))
+                .collect(),
             metrics: route_metrics.clone(),
         });
         controllers.push(Box::pin(route::run(

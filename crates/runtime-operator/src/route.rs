@@ -21,7 +21,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
@@ -95,12 +95,13 @@ pub fn host_address(hostname: &str, pods: &[Arc<Pod>]) -> Result<Ipv4Addr, Addre
 pub struct Context {
     /// The API.
     pub client: kube::Client,
-    /// Workloads (the watched namespaces).
+    /// Workloads (the watched namespaces), for finding the Services a
+    /// change concerns.
     pub workloads: Store<Workload>,
     /// Hosts (operator namespace).
-    pub hosts: Store<Host>,
-    /// Host pods, one store per namespace hosts run in.
-    pub pods: Vec<Store<Pod>>,
+    pub hosts: Api<Host>,
+    /// Host pods, one per namespace hosts run in.
+    pub pods: Vec<Api<Pod>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
 }
@@ -131,13 +132,27 @@ fn service_of(workload: &Workload) -> Option<&str> {
 }
 
 /// The endpoints of Service `name` in `namespace`: address -> HTTP port.
-fn endpoints(ctx: &Context, namespace: &str, name: &str) -> BTreeMap<Ipv4Addr, u16> {
-    let pods: Vec<Arc<Pod>> = ctx.pods.iter().flat_map(Store::state).collect();
-    let hosts = ctx.hosts.state();
+///
+/// Read from the API, not from caches: a reconcile woken by a change must
+/// see that change, and the caches may not have it yet.
+async fn endpoints(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<BTreeMap<Ipv4Addr, u16>, kube::Error> {
+    let list = ListParams::default();
+    let mut pods: Vec<Arc<Pod>> = Vec::new();
+    for api in &ctx.pods {
+        let selected = api.list(&list.clone().labels(HOSTGROUP_LABEL)).await?;
+        pods.extend(selected.items.into_iter().map(Arc::new));
+    }
+    let hosts = ctx.hosts.list(&list).await?.items;
+    let workloads: Api<Workload> = Api::namespaced(ctx.client.clone(), namespace);
     let mut endpoints = BTreeMap::new();
-    let serving_hosts: BTreeSet<String> = ctx
-        .workloads
-        .state()
+    let serving_hosts: BTreeSet<String> = workloads
+        .list(&list)
+        .await?
+        .items
         .iter()
         .filter(|w| w.namespace().as_deref() == Some(namespace) && service_of(w) == Some(name))
         .filter(|w| workload_ready(w))
@@ -162,7 +177,7 @@ fn endpoints(ctx: &Context, namespace: &str, name: &str) -> BTreeMap<Ipv4Addr, u
             Err(e) => tracing::info!(host = %host_id, service = %name, "not routed: {e}"),
         }
     }
-    endpoints
+    Ok(endpoints)
 }
 
 fn desired_slice(service: &Service, endpoints: &BTreeMap<Ipv4Addr, u16>) -> Option<EndpointSlice> {
@@ -241,7 +256,7 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action, R
     }
     let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &namespace);
     let slice_name = slice_name(&name);
-    let endpoints = endpoints(&ctx, &namespace, &name);
+    let endpoints = endpoints(&ctx, &namespace, &name).await?;
     let existing = slices.get_opt(&slice_name).await?;
     match (desired_slice(&service, &endpoints), existing) {
         (None, Some(_)) => match slices.delete(&slice_name, &DeleteParams::default()).await {

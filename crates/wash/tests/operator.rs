@@ -332,8 +332,14 @@ async fn the_operator_places_moves_and_removes_workloads_on_real_hosts() {
         elapsed < Duration::from_secs(10),
         "took {elapsed:?} to serve again"
     );
-    let moved = ready_on(&workloads, "hello").await;
-    assert_ne!(moved, "h3");
+    // The status follows within the same pass that started it elsewhere.
+    let moved = eventually("hello Ready on another host", PATIENCE, || async {
+        let hello = workloads.get("hello").await.ok()?;
+        let ready = condition(&hello, "Ready").is_some_and(|(s, ..)| s == ConditionStatus::True);
+        let host = hello.status?.host_id?;
+        (ready && host != "h3").then_some(host)
+    })
+    .await;
     drop(killed);
 
     // A missing ConfigMap: Config=False naming it, Ready once it exists.
