@@ -357,6 +357,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_version_that_only_looks_like_a_number_reads_back_as_written() {
+        for version in ["00", "+1", "1", "01"] {
+            let config = Config {
+                version: Some(version.into()),
+                ..Default::default()
+            };
+            for format in [Format::Yaml, Format::Json, Format::Toml] {
+                let text = format.render(&config).unwrap();
+                assert_eq!(
+                    typed_text(format, &text).version.as_deref(),
+                    Some(version),
+                    "{format:?}:\n{text}"
+                );
+            }
+        }
+    }
+
     fn typed_text(format: Format, text: &str) -> Config {
         let document = format.parse(text).expect("what wash writes, it reads");
         let typed = typed(&document);

@@ -241,14 +241,15 @@ fn string_or_number<'de, D: Deserializer<'de>>(
     )
 }
 
-/// `1` is written as the number it is, not the string `"1"`.
+/// `1` is written as the number it is, not the string `"1"`; text that only
+/// parses as a number (`"00"`, `"+1"`) stays text, so it reads back the same.
 fn number_if_whole<S: serde::Serializer>(
     version: &Option<String>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     match version.as_deref().map(|v| (v, v.parse::<u64>())) {
-        Some((_, Ok(number))) => serializer.serialize_u64(number),
-        Some((text, Err(_))) => serializer.serialize_str(text),
+        Some((text, Ok(number))) if number.to_string() == text => serializer.serialize_u64(number),
+        Some((text, _)) => serializer.serialize_str(text),
         None => serializer.serialize_none(),
     }
 }
