@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 
 use crate::crd::{ConditionStatus, Host};
-use crate::host_status::set_condition;
+use crate::host_status::{conditions_of, set_condition, write_conditions};
 use crate::route::HOSTGROUP_LABEL;
 
 /// How long a retired host's heartbeats are ignored.
@@ -60,12 +60,7 @@ async fn retire_hosts_of(pod: &Pod, hosts_api: &Api<Host>, hosts: &Store<Host>, 
         let name = host.name_any();
         retired.retire(&host.fields.host_id);
         tracing::info!(host = %name, pod = %pod.name_any(), "host pod is going away; moving its workloads");
-        let mut conditions = host
-            .fields
-            .status
-            .as_ref()
-            .map(|s| s.conditions.clone())
-            .unwrap_or_default();
+        let mut conditions = conditions_of(host);
         let now = Timestamp::now().to_string();
         set_condition(
             &mut conditions,
@@ -75,11 +70,7 @@ async fn retire_hosts_of(pod: &Pod, hosts_api: &Api<Host>, hosts: &Store<Host>, 
             &format!("pod `{}` is being deleted", pod.name_any()),
             &now,
         );
-        let patch = serde_json::json!({ "status": { "conditions": conditions } });
-        if let Err(e) = hosts_api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+        if let Err(e) = write_conditions(hosts_api, &name, &conditions).await {
             tracing::warn!(host = %name, error = %e, "cannot mark the Host not Ready");
         }
         match hosts_api.delete(&name, &DeleteParams::default()).await {

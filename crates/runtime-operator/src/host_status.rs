@@ -49,6 +49,28 @@ pub fn set_condition(
     }
 }
 
+/// The Host's conditions as they are now.
+pub fn conditions_of(host: &Host) -> Vec<Condition> {
+    host.fields
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default()
+}
+
+/// Writes the Host's conditions through its status.
+pub async fn write_conditions(
+    hosts: &Api<Host>,
+    name: &str,
+    conditions: &[Condition],
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({ "status": { "conditions": conditions } });
+    hosts
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(drop)
+}
+
 /// Asks the host behind `host` and records `Reporting` and `Ready` in its
 /// status. `bus_healthy_for` is how long the operator's own NATS
 /// connection has been up (None while it is down); see
@@ -81,12 +103,7 @@ pub async fn refresh(
         ),
     };
     let ready = readiness(outcome, bus_healthy_for, settle);
-    let mut conditions = host
-        .fields
-        .status
-        .as_ref()
-        .map(|s| s.conditions.clone())
-        .unwrap_or_default();
+    let mut conditions = conditions_of(host);
     let mut changed = set_condition(
         &mut conditions,
         "Reporting",
@@ -103,10 +120,7 @@ pub async fn refresh(
     changed |= set_condition(&mut conditions, "Ready", ready, ready_reason, "", now);
     if changed {
         let name = host.metadata.name.clone().unwrap_or_default();
-        let patch = serde_json::json!({ "status": { "conditions": conditions } });
-        hosts
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        write_conditions(hosts, &name, &conditions).await?;
     }
     Ok(ready)
 }
