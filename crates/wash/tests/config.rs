@@ -19,11 +19,7 @@ async fn wash_in(dir: &Path, home: &Path, args: &[&str]) -> Finished {
         .output()
         .await
         .expect("wash runs");
-    Finished {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    output.into()
 }
 
 fn parse(path: &Path) -> Value {
@@ -278,6 +274,9 @@ new:
 wit:
   registries:
     - url: "not a url"
+    - url: oci://ghcr.io
+      namespace: Acme
+      repository: "wit/{{namespace}}"
   sources:
     "local:missing": ./no-such-wit
     "wasi:http": https://example.com/wasi-http.tar.gz
@@ -320,6 +319,8 @@ dev:
         ("build.command", "the command is empty"),
         ("new.command", "the command is empty"),
         ("wit.registries.0.url", "is not a URL"),
+        ("wit.registries.1.namespace", "is not a WIT namespace"),
+        ("wit.registries.1.repository", "does not contain `{name}`"),
         ("wit.sources.local:missing", "no-such-wit does not exist"),
     ];
     for (key, message) in expected {
@@ -329,7 +330,7 @@ dev:
             .any(|line| line.contains(&format!("`{key}`: ")) && line.contains(message));
         assert!(found, "no `{key}`: {message} in\n{}", report.stderr);
     }
-    assert!(report.stderr.contains("14 problems"), "{}", report.stderr);
+    assert!(report.stderr.contains("16 problems"), "{}", report.stderr);
     assert!(
         report
             .stderr

@@ -26,11 +26,7 @@ async fn run_with(args: &[&str], docker_config: &Path) -> common::Finished {
         .output()
         .await
         .expect("wash runs");
-    common::Finished {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    output.into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

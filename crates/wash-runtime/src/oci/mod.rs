@@ -2,6 +2,7 @@
 //! CNCF wasm layout (config `application/vnd.wasm.config.v0+json`, one
 //! `application/wasm` layer), cached on disk by digest and verified.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -10,7 +11,9 @@ use crate::digest::sha256_hex;
 use bytes::Bytes;
 use futures::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
-use oci_client::manifest::OciImageManifest;
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+/// An image manifest, as [`OciClient::manifest`] returns it.
+pub use oci_client::manifest::OciImageManifest;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
@@ -46,6 +49,39 @@ pub enum OciError {
         /// The reference.
         reference: String,
         /// What the registry or network said.
+        reason: String,
+    },
+    /// The registry does not have the reference (no such tag, digest or
+    /// repository).
+    #[error("{operation} `{reference}`: not found in the registry ({reason})")]
+    NotFound {
+        /// `pull` or `push`.
+        operation: &'static str,
+        /// The reference.
+        reference: String,
+        /// What the registry said.
+        reason: String,
+    },
+    /// The registry wants a login, or refused the one given.
+    #[error("{operation} `{reference}`: the registry refused access ({reason})")]
+    Unauthorized {
+        /// `pull` or `push`.
+        operation: &'static str,
+        /// The reference.
+        reference: String,
+        /// What the registry said.
+        reason: String,
+    },
+    /// No connection to the registry could be made.
+    #[error("{operation} `{reference}`: cannot reach registry {registry} ({reason})")]
+    Unreachable {
+        /// `pull` or `push`.
+        operation: &'static str,
+        /// The reference.
+        reference: String,
+        /// `host[:port]` of the registry.
+        registry: String,
+        /// What the network said.
         reason: String,
     },
     /// The artifact holds no wasm component layer.
@@ -134,6 +170,19 @@ pub struct Pulled {
     pub cached: bool,
 }
 
+/// One wasm layer and what describes it, for [`OciClient::push_artifact`].
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// The wasm bytes (a component or a WIT package).
+    pub layer: Bytes,
+    /// The artifact's config document (`application/vnd.wasm.config.v0+json`).
+    pub config: serde_json::Value,
+    /// Manifest annotations (`org.opencontainers.image.*`).
+    pub annotations: BTreeMap<String, String>,
+    /// Annotations of the layer (its title, for tools that save it).
+    pub layer_annotations: BTreeMap<String, String>,
+}
+
 /// Progress of a transfer: bytes so far, and the total when known.
 pub type Progress<'a> = &'a (dyn Fn(u64, Option<u64>) + Send + Sync);
 
@@ -162,6 +211,81 @@ impl std::fmt::Debug for OciClient {
         f.debug_struct("OciClient")
             .field("config", &self.config)
             .finish()
+    }
+}
+
+/// Sorts a registry failure into what a user can act on: not found, not
+/// authorized, unreachable, or anything else.
+fn classify(
+    operation: &'static str,
+    reference: &str,
+    parsed: &Reference,
+    error: OciDistributionError,
+) -> OciError {
+    let reason = error.to_string();
+    let reference = reference.to_string();
+    let codes: Vec<&OciErrorCode> = match &error {
+        OciDistributionError::RegistryError { envelope, .. } => {
+            envelope.errors.iter().map(|e| &e.code).collect()
+        }
+        _ => Vec::new(),
+    };
+    let not_found = matches!(error, OciDistributionError::ImageManifestNotFoundError(_))
+        || matches!(error, OciDistributionError::ServerError { code: 404, .. })
+        || codes.iter().any(|c| {
+            matches!(
+                c,
+                OciErrorCode::ManifestUnknown
+                    | OciErrorCode::NameUnknown
+                    | OciErrorCode::NotFound
+                    | OciErrorCode::BlobUnknown
+            )
+        });
+    let unauthorized = matches!(
+        error,
+        OciDistributionError::UnauthorizedError { .. }
+            | OciDistributionError::AuthenticationFailure(_)
+            | OciDistributionError::ServerError {
+                code: 401 | 403,
+                ..
+            }
+    ) || codes
+        .iter()
+        .any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied));
+    let unreachable = match &error {
+        OciDistributionError::RequestError(e) => e.is_connect() || e.is_timeout(),
+        _ => false,
+    };
+    if unauthorized {
+        OciError::Unauthorized {
+            operation,
+            reference,
+            reason,
+        }
+    } else if not_found {
+        OciError::NotFound {
+            operation,
+            reference,
+            reason,
+        }
+    } else if unreachable {
+        // The innermost cause says why (refused, timed out, DNS).
+        let mut cause: &dyn std::error::Error = &error;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        OciError::Unreachable {
+            operation,
+            reference,
+            registry: parsed.resolve_registry().to_string(),
+            reason: cause.to_string(),
+        }
+    } else {
+        OciError::Registry {
+            operation,
+            reference,
+            reason,
+        }
     }
 }
 
@@ -399,11 +523,7 @@ impl OciClient {
         credentials: Option<&Credentials>,
         progress: Progress<'_>,
     ) -> Result<Pulled, OciError> {
-        let registry_error = |e: oci_client::errors::OciDistributionError| OciError::Registry {
-            operation: "pull",
-            reference: reference.to_string(),
-            reason: e.to_string(),
-        };
+        let registry_error = |e| classify("pull", reference, parsed, e);
         let auth = Self::auth(parsed, credentials);
         let client = self.client_for(&auth)?;
         self.fetches
@@ -476,7 +596,6 @@ impl OciClient {
         component: Bytes,
         credentials: Option<&Credentials>,
     ) -> Result<(String, String), OciError> {
-        let parsed = Self::parse(reference)?;
         let digest = sha256(&component);
         let config = serde_json::json!({
             "created": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
@@ -484,27 +603,81 @@ impl OciClient {
             "os": "wasip2",
             "layerDigests": [digest],
         });
+        let artifact = Artifact {
+            layer: component,
+            config,
+            annotations: BTreeMap::new(),
+            layer_annotations: BTreeMap::new(),
+        };
+        let url = self.push_artifact(reference, artifact, credentials).await?;
+        Ok((url, digest))
+    }
+
+    /// Pushes one wasm layer with its config and annotations, in the CNCF
+    /// wasm layout; returns the manifest URL.
+    pub async fn push_artifact(
+        &self,
+        reference: &str,
+        artifact: Artifact,
+        credentials: Option<&Credentials>,
+    ) -> Result<String, OciError> {
+        let parsed = Self::parse(reference)?;
         let config = Config::new(
-            config.to_string().into_bytes(),
+            artifact.config.to_string().into_bytes(),
             WASM_CONFIG_MEDIA_TYPE.into(),
             None,
         );
+        let layer_annotations =
+            (!artifact.layer_annotations.is_empty()).then_some(artifact.layer_annotations);
         let layers = vec![ImageLayer::new(
-            component.to_vec(),
+            artifact.layer.to_vec(),
             WASM_LAYER_MEDIA_TYPE.into(),
-            None,
+            layer_annotations,
         )];
-        let manifest = OciImageManifest::build(&layers, &config, None);
+        let annotations = (!artifact.annotations.is_empty()).then_some(artifact.annotations);
+        let manifest = OciImageManifest::build(&layers, &config, annotations);
         let auth = Self::auth(&parsed, credentials);
         let response = self
             .client_for(&auth)?
             .push(&parsed, &layers, config, &auth, Some(manifest))
             .await
-            .map_err(|e| OciError::Registry {
-                operation: "push",
-                reference: reference.to_string(),
-                reason: e.to_string(),
-            })?;
-        Ok((response.manifest_url, digest))
+            .map_err(|e| classify("push", reference, &parsed, e))?;
+        Ok(response.manifest_url)
+    }
+
+    /// The manifest at `reference` and its digest, or `None` when the
+    /// registry does not have it.
+    pub async fn manifest(
+        &self,
+        reference: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<Option<(OciImageManifest, String)>, OciError> {
+        let parsed = Self::parse(reference)?;
+        let auth = Self::auth(&parsed, credentials);
+        let client = self.client_for(&auth)?;
+        match client.pull_image_manifest(&parsed, &auth).await {
+            Ok(found) => Ok(Some(found)),
+            Err(e) => match classify("pull", reference, &parsed, e) {
+                OciError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// The tags of the repository `reference` names (its tag, if any, is
+    /// ignored).
+    pub async fn tags(
+        &self,
+        reference: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<Vec<String>, OciError> {
+        let parsed = Self::parse(reference)?;
+        let auth = Self::auth(&parsed, credentials);
+        let client = self.client_for(&auth)?;
+        let response = client
+            .list_tags(&parsed, &auth, None, None)
+            .await
+            .map_err(|e| classify("list tags of", reference, &parsed, e))?;
+        Ok(response.tags)
     }
 }

@@ -10,7 +10,7 @@ use crate::output;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Skip fetching WIT dependencies (accepted for compatibility).
+    /// Do not fetch WIT dependencies that `wit/deps` lacks.
     #[arg(long)]
     pub skip_fetch: bool,
 }
@@ -20,9 +20,9 @@ struct Built {
     artifact: String,
 }
 
-pub async fn run(global: &GlobalArgs, _args: BuildArgs) -> Result<()> {
+pub async fn run(global: &GlobalArgs, args: BuildArgs) -> Result<()> {
     let project = Project::open(&super::project_dir(global), global.user_config.as_deref())?;
-    let artifact = build::build(&project).await?;
+    let artifact = build::build_with(&project, args.skip_fetch).await?;
     let artifact = artifact.display().to_string();
     output::emit(
         global.output,

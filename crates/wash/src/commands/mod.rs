@@ -8,6 +8,7 @@ pub mod host;
 pub mod inspect;
 pub mod new;
 pub mod oci;
+pub mod wit;
 pub mod workload;
 
 use std::path::PathBuf;

@@ -15,7 +15,7 @@ use crate::output::emit;
 #[derive(Debug, Args)]
 pub struct NewArgs {
     /// A built-in template (`http-hello-world`, `http-kv-counter`,
-    /// `http-client`) or a git URL.
+    /// `http-messaging`, `http-client`) or a git URL.
     pub template: String,
     /// Name of the project (and its directory).
     #[arg(long)]
@@ -71,6 +71,17 @@ const TEMPLATES: &[(&str, &str, &[TemplateFile])] = &[
                 ),
             },
             file!(".wash/config.yaml", "http-kv-counter/.wash/config.yaml"),
+            file!(".gitignore", "gitignore"),
+        ],
+    ),
+    (
+        "http-messaging",
+        "an HTTP component that publishes on wasmcloud:messaging (its WIT fetched at build)",
+        &[
+            file!("Cargo.toml", "http-messaging/Cargo.toml.in"),
+            file!("src/lib.rs", "http-messaging/src/lib.rs"),
+            file!("wit/world.wit", "http-messaging/wit/world.wit"),
+            file!(".wash/config.yaml", "http-messaging/.wash/config.yaml"),
             file!(".gitignore", "gitignore"),
         ],
     ),

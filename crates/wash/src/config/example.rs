@@ -45,7 +45,9 @@ pub fn example() -> Config {
         },
         wit: WitConfig {
             registries: vec![WitRegistry {
-                url: "https://wa.dev".into(),
+                url: "oci://ghcr.io".into(),
+                namespace: Some("wasmcloud".into()),
+                repository: Some("wasmcloud/interfaces/{name}".into()),
             }],
             skip_fetch: false,
             wit_dir: Some(PathBuf::from("wit")),

@@ -91,12 +91,23 @@ pub struct WitConfig {
     pub sources: BTreeMap<String, String>,
 }
 
-/// One WIT registry.
+/// One WIT registry: where the packages of a namespace (or of every
+/// namespace no other entry names) are published and fetched.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct WitRegistry {
-    /// Base URL (`https://...` or `oci://...`).
+    /// The OCI registry, with an optional path prefix: `oci://ghcr.io/acme`
+    /// or `https://...` (TLS), `http://...` (plain HTTP, for local
+    /// registries).
     pub url: String,
+    /// The WIT namespace it serves (`wasmcloud`); none means every namespace
+    /// that no other entry names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The repository of a package under the URL, with `{namespace}` and
+    /// `{name}` filled in (default `{namespace}/interfaces/{name}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
 }
 
 /// Settings of the workload `wash dev` runs.

@@ -143,6 +143,22 @@ fn semantic(loaded: &Loaded) -> Vec<Problem> {
             ),
             Err(e) => checks.problem(&key, format!("`{}` is not a URL ({e})", registry.url)),
         }
+        if let Some(namespace) = &registry.namespace
+            && !crate::wit::naming::is_wit_identifier(namespace)
+        {
+            checks.problem(
+                &format!("wit.registries.{index}.namespace"),
+                format!(
+                    "`{namespace}` is not a WIT namespace: use lowercase words joined by dashes \
+                     (wasmcloud, my-company)"
+                ),
+            );
+        }
+        if let Some(repository) = &registry.repository
+            && let Err(e) = crate::wit::naming::check_repository_template(repository)
+        {
+            checks.problem(&format!("wit.registries.{index}.repository"), e);
+        }
     }
     for (package, source) in &config.wit.sources {
         if is_remote_source(source) {

@@ -72,6 +72,21 @@ pub struct Finished {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Finished {
+    fn from(output: std::process::Output) -> Self {
+        Self {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `command` (a [`wash`] with arguments) to completion.
+pub async fn finish(mut command: Command) -> Finished {
+    command.output().await.expect("wash runs").into()
+}
+
 /// Runs `wash` to completion.
 pub async fn run(args: &[&str], dir: Option<&Path>) -> Finished {
     let mut command = wash();
@@ -79,12 +94,7 @@ pub async fn run(args: &[&str], dir: Option<&Path>) -> Finished {
     if let Some(dir) = dir {
         command.current_dir(dir);
     }
-    let output = command.output().await.expect("wash runs");
-    Finished {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    finish(command).await
 }
 
 /// Asserts an error is reported the way users should see it: once, without
