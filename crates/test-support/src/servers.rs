@@ -1,6 +1,6 @@
 //! Real backend servers for tests, each on a free loopback port, started
 //! and stopped by the harness: `nats-server` with JetStream,
-//! `redis-server` and Debian's `docker-registry`. `./scripts/test.sh`
+//! `redis-server`, Debian's `docker-registry` and `prometheus`. `./scripts/test.sh`
 //! installs them.
 
 use std::collections::BTreeSet;
@@ -232,5 +232,51 @@ impl Registry {
     /// `127.0.0.1:<port>`, the registry part of references.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// A Prometheus server (Debian's `prometheus`) scraping `targets`
+/// (`host:port`, path `/metrics`) every second, its data in a temporary
+/// directory.
+pub struct Prometheus {
+    pub port: u16,
+    _process: Process,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    pub fn start(targets: &[String]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let config = dir.path().join("prometheus.yml");
+        let targets = targets
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: wash\n    static_configs:\n      - targets: [{targets}]\n"
+            ),
+        )
+        .expect("prometheus config");
+        let args = vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--log.level=error".to_string(),
+        ];
+        let process = Process::start("prometheus", &args, port);
+        Self {
+            port,
+            _process: process,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`, the base of its HTTP API.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 }

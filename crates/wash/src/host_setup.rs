@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use wash_runtime::egress::DefaultOutgoingHandler;
 use wash_runtime::engine::EngineBuilder;
-use wash_runtime::host::http::{HttpServerBuilder, Router};
+use wash_runtime::host::http::{HttpServerBuilder, Router, TlsSettings};
 use wash_runtime::host::{Host, HostBuilder, HostError};
 use wash_runtime::oci::OciClient;
 use wash_runtime::plugin::blobstore::{
@@ -138,6 +138,8 @@ pub struct HostSetup {
     pub oci: Option<OciClient>,
     /// The default request deadline, if not the runtime's.
     pub request_timeout: Option<Duration>,
+    /// HTTPS instead of plain HTTP.
+    pub tls: Option<TlsSettings>,
 }
 
 /// Builds and starts the host.
@@ -154,11 +156,13 @@ pub async fn start(setup: HostSetup) -> Result<Host> {
         .trust(trust)
         .build()
         .context("cannot set up outbound HTTP (check --http-client-ca-path)")?;
-    let mut builder = HostBuilder::new().with_engine(engine).with_http(
-        HttpServerBuilder::new(setup.address)
-            .router(setup.router)
-            .outgoing_handler(Arc::new(outgoing)),
-    );
+    let mut http = HttpServerBuilder::new(setup.address)
+        .router(setup.router)
+        .outgoing_handler(Arc::new(outgoing));
+    if let Some(tls) = setup.tls {
+        http = http.tls(tls);
+    }
+    let mut builder = HostBuilder::new().with_engine(engine).with_http(http);
     if let Some(oci) = setup.oci {
         builder = builder.with_oci(oci);
     }

@@ -14,6 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::host::metrics::EgressOutcome;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// Outbound HTTP requests one workload may have in flight at once.
@@ -335,6 +336,7 @@ pub(crate) struct GuestEgress {
     /// `MAX_OUTBOUND_REQUESTS`): a guest opening thousands of connections
     /// gets `connection-limit-reached` for the excess.
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    pub(crate) metrics: Arc<crate::host::metrics::ComponentMetrics>,
 }
 
 impl WasiHttpHooks for GuestEgress {
@@ -368,6 +370,7 @@ impl WasiHttpHooks for GuestEgress {
                 port,
                 "outbound HTTP denied: host not in the component's allowed_hosts"
             );
+            self.metrics.egress(EgressOutcome::Denied);
             return Box::new(async move {
                 drain(request.into_body()).await;
                 Err(HttpError::HttpRequestDenied)
@@ -381,6 +384,7 @@ impl WasiHttpHooks for GuestEgress {
                 "outbound HTTP refused: the workload has {} requests in flight",
                 MAX_OUTBOUND_REQUESTS
             );
+            self.metrics.egress(EgressOutcome::Limited);
             return Box::new(async move {
                 drain(request.into_body()).await;
                 Err(HttpError::ConnectionLimitReached)
@@ -389,9 +393,16 @@ impl WasiHttpHooks for GuestEgress {
         let request =
             request.map(|body| http_body_util::BodyExt::boxed_unsync(DrainOnDrop(Some(body))));
         let response = self.handler.handle(&self.context, request, options);
+        let metrics = self.metrics.clone();
         Box::new(async move {
+            let response = response.await;
+            metrics.egress(if response.is_ok() {
+                EgressOutcome::Ok
+            } else {
+                EgressOutcome::Error
+            });
             // The request counts until its response body is dropped.
-            let response = response.await?.map(|body| {
+            let response = response?.map(|body| {
                 http_body_util::BodyExt::boxed_unsync(Holding {
                     body,
                     _permit: permit,

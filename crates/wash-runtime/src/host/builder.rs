@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 
-use super::http::{HttpServer, HttpServerBuilder, Ingress};
+use super::http::{HttpServer, HttpServerBuilder, Ingress, tls_server_config};
 use super::interfaces::{ProvidedInterfaces, base_linker};
 use super::registry::Registry;
 use super::{DEFAULT_REQUEST_TIMEOUT, Host, HostError, HostInner};
@@ -131,23 +131,25 @@ impl HostBuilder {
             plugin.start().await?;
         }
         let registry = Arc::new(Registry::default());
-        let server =
-            match (&self.http, &router) {
-                (Some(http), Some(router)) => {
-                    let ingress = Ingress {
-                        router: router.clone(),
-                        registry: registry.clone(),
-                        start_wait: self.request_timeout,
-                    };
-                    Some(HttpServer::start(http, ingress).await.map_err(|source| {
-                        HostError::Bind {
+        let server = match (&self.http, &router) {
+            (Some(http), Some(router)) => {
+                let ingress = Ingress {
+                    router: router.clone(),
+                    registry: registry.clone(),
+                    start_wait: self.request_timeout,
+                };
+                let tls = http.tls.as_ref().map(tls_server_config).transpose()?;
+                Some(
+                    HttpServer::start(http, ingress, tls)
+                        .await
+                        .map_err(|source| HostError::Bind {
                             addr: http.addr,
                             source,
-                        }
-                    })?)
-                }
-                _ => None,
-            };
+                        })?,
+                )
+            }
+            _ => None,
+        };
         let engine_slots = engine.max_instances() as usize;
         Ok(Host {
             inner: Arc::new(HostInner {
@@ -172,6 +174,7 @@ impl HostBuilder {
                     .clamp(1, engine_slots),
                 generation: AtomicU64::new(0),
                 bindings: Arc::default(),
+                metrics: Arc::new(crate::host::HostMetrics::new()),
             }),
         })
     }

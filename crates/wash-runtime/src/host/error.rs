@@ -20,6 +20,10 @@ pub enum HostError {
     /// The default outbound HTTP client could not be set up.
     #[error("cannot set up outbound HTTP: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// HTTPS for the ingress could not be set up (a certificate or key
+    /// file that is missing, not PEM, or not a pair).
+    #[error("HTTPS ingress: {0}")]
+    TlsIngress(#[from] super::http::TlsIngressError),
     /// The HTTP server could not bind its address.
     #[error("cannot listen for HTTP on {addr}: {source}")]
     Bind {

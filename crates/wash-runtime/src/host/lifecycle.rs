@@ -340,6 +340,8 @@ impl Host {
                     limits: limits.clone(),
                     allow_private: inner.allow_private_networks,
                     volumes: &volumes,
+                    metrics: inner.metrics.clone(),
+                    workload_name: spec.name.as_str().into(),
                 };
                 work(&context, &spec)
             })

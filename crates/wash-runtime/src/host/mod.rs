@@ -12,12 +12,14 @@
 //! | `volumes.rs` | host directories behind volumes |
 //! | `http/` | the ingress: server, routers, request service |
 
+pub mod admin;
 mod bound;
 mod builder;
 mod error;
 pub mod http;
 mod interfaces;
 pub(crate) mod lifecycle;
+pub(crate) mod metrics;
 pub(crate) mod registry;
 pub(crate) mod resolve;
 mod volumes;
@@ -34,6 +36,7 @@ pub use self::builder::HostBuilder;
 pub use self::error::HostError;
 use self::http::{HttpServer, Router};
 use self::interfaces::ProvidedInterfaces;
+pub use self::metrics::HostMetrics;
 use self::registry::{Registry, Slot};
 pub use self::resolve::ResolveError;
 use crate::egress::OutgoingHandler;
@@ -127,6 +130,7 @@ struct HostInner {
     generation: AtomicU64,
     /// Plugin bindings alive (one per plugin per workload).
     bindings: Arc<AtomicUsize>,
+    metrics: Arc<HostMetrics>,
 }
 
 impl Host {
@@ -143,6 +147,49 @@ impl Host {
     /// The client that pulls components' images, if the host has one.
     pub fn oci(&self) -> Option<&crate::oci::OciClient> {
         self.inner.oci.as_deref()
+    }
+
+    /// The host's Prometheus metrics (requests, instances, egress...); an
+    /// embedder adds what only it knows, such as the control-plane link.
+    pub fn metrics(&self) -> &HostMetrics {
+        &self.inner.metrics
+    }
+
+    /// Every metric in the Prometheus text format, the gauges read now.
+    pub fn metrics_text(&self) -> String {
+        let (mut starting, mut running, mut failed) = (0, 0, 0);
+        for slot in self.inner.registry.read().values() {
+            match slot {
+                Slot::Starting { .. } => starting += 1,
+                Slot::Running { .. } => running += 1,
+                Slot::Failed { .. } => failed += 1,
+            }
+        }
+        let cache = self.inner.engine.cache_stats();
+        self.inner.metrics.set_scraped(
+            &[
+                ("starting", starting),
+                ("running", running),
+                ("failed", failed),
+            ],
+            cache.hits,
+            cache.misses,
+        );
+        self.inner.metrics.encode()
+    }
+
+    /// Names of workloads still starting: a host is not ready to take
+    /// traffic for them yet.
+    pub fn starting_workloads(&self) -> Vec<String> {
+        self.inner
+            .registry
+            .read()
+            .values()
+            .filter_map(|slot| match slot {
+                Slot::Starting { spec, .. } => Some(spec.name.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Counters for metrics and leak checks.

@@ -119,6 +119,9 @@ pub(crate) struct ResolveContext<'a> {
     pub(crate) allow_private: bool,
     /// Host directories backing each declared volume, by volume name.
     pub(crate) volumes: &'a [(String, std::path::PathBuf)],
+    /// Where the components' series go, and the workload's name for them.
+    pub(crate) metrics: Arc<super::HostMetrics>,
+    pub(crate) workload_name: Arc<str>,
 }
 
 /// A component ready to serve requests.
@@ -348,9 +351,13 @@ impl ResolveContext<'_> {
                 })
             })
             .collect::<Result<Vec<_>, ResolveError>>()?;
+        let metrics = self
+            .metrics
+            .component(&self.workload_name, &self.workload_id, &name);
         let labels = Arc::new(GuestLabels {
             workload_id: self.workload_id.clone(),
             component: name.clone(),
+            metrics: metrics.clone(),
         });
         let loopback_ports = resources
             .allowed_host_loopback_ports
@@ -389,6 +396,7 @@ impl ResolveContext<'_> {
                 allowed: allowed.clone(),
                 context: context.clone(),
                 in_flight: self.limits.outbound.clone(),
+                metrics,
             },
             sockets: Arc::new(SocketPolicy { context }),
             name_lookups: !resources.allowed_ip_name_lookups.is_empty(),

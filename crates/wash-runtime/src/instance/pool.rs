@@ -390,6 +390,9 @@ impl WorkerState for InstanceState {
             Ok(()) => InstanceEnd::Clean,
             Err(error) => InstanceEnd::Failed(GuestFailure::of(error)),
         };
+        if let InstanceEnd::Failed(failure) = &end {
+            self.labels.metrics.instance_discarded(failure.kind);
+        }
         let watchers =
             std::mem::take(&mut *self.watchers.lock().unwrap_or_else(|e| e.into_inner()));
         let mut told = false;

@@ -29,6 +29,8 @@ use crate::engine::limits::{Deadline, DeadlineExceeded, StoreLimits};
 pub(crate) struct GuestLabels {
     pub(crate) workload_id: Arc<str>,
     pub(crate) component: Arc<str>,
+    /// The component's metric series.
+    pub(crate) metrics: Arc<crate::host::metrics::ComponentMetrics>,
 }
 
 /// A directory made visible to the guest.
@@ -229,6 +231,7 @@ impl InstanceTemplate {
 
     /// A new store with limits, deadline checks and fuel in place.
     pub(crate) fn new_store(&self, engine: &Engine) -> wasmtime::Result<Store<StoreState>> {
+        self.labels.metrics.instance_created();
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&self.env)
             .stdout(GuestOutput::new(

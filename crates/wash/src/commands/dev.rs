@@ -15,7 +15,7 @@ use notify::{RecursiveMode, Watcher};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use wash_runtime::engine::CacheOutcome;
-use wash_runtime::host::http::DevRouter;
+use wash_runtime::host::http::{DevRouter, TlsSettings};
 use wash_runtime::host::{Host, HostApi};
 use wash_runtime::types::{
     Component, LocalResources, Volume, VolumeMount, VolumeSource, WitInterface, Workload,
@@ -310,6 +310,7 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
         _ = &mut shutdown => return Ok(()),
     };
 
+    let tls = dev_tls(&dev_config)?;
     let backends = DefaultBackends::from_dev_config(&dev_config).await?;
     eprintln!("{}", backends.describe());
     let host = host_setup::start(HostSetup {
@@ -325,10 +326,12 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
         plugins: backends.plugins(),
         oci: None,
         request_timeout: args.request_timeout,
+        tls: tls.clone(),
     })
     .await?;
     let url = format!(
-        "http://{}/",
+        "{}://{}/",
+        if tls.is_some() { "https" } else { "http" },
         host.http_addr().context("the host has no HTTP address")?
     );
 
@@ -468,16 +471,22 @@ fn resolve_paths(mut dev: DevConfig, root: &Path) -> DevConfig {
     dev
 }
 
+/// HTTPS for `wash dev`: `dev.tls_cert_path` with `dev.tls_key_path`.
+fn dev_tls(dev: &DevConfig) -> Result<Option<TlsSettings>> {
+    match (&dev.tls_cert_path, &dev.tls_key_path) {
+        (Some(cert), Some(key)) => Ok(Some(TlsSettings::new(cert, key))),
+        (None, None) => Ok(None),
+        _ => anyhow::bail!(
+            "`dev.tls_cert_path` and `dev.tls_key_path` go together: set both to serve HTTPS, \
+             or neither"
+        ),
+    }
+}
+
 /// Settings this wash cannot honour stop it, rather than being ignored.
 fn refuse_unsupported(dev: &DevConfig) -> Result<()> {
     if dev.wasi_webgpu {
         anyhow::bail!("`dev.wasi_webgpu`: this build of wash has no wasi:webgpu support");
-    }
-    if dev.tls_cert_path.is_some() || dev.tls_key_path.is_some() {
-        anyhow::bail!(
-            "`dev.tls_cert_path`/`dev.tls_key_path`: wash dev serves plain HTTP only; remove \
-             them (outbound HTTPS trust is `dev.tls_ca_path`)"
-        );
     }
     if !dev.components.is_empty() {
         anyhow::bail!(

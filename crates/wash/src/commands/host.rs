@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use wash_runtime::host::http::DynamicRouter;
+use wash_runtime::host::admin::{AdminServer, Readiness};
+use wash_runtime::host::http::{DynamicRouter, TlsSettings};
 use wash_runtime::oci::{OciClient, OciConfig};
 use wash_runtime::washlet::{DEFAULT_MAX_REQUEST, Washlet, WashletConfig};
 
@@ -56,6 +57,30 @@ pub struct HostArgs {
     /// Address to serve HTTP on, `HOST:PORT` [default: 0.0.0.0:8080].
     #[arg(long, value_name = "ADDR")]
     pub http_addr: Option<String>,
+
+    /// Serve HTTPS with this certificate chain (PEM), re-read when it
+    /// changes; needs --tls-key.
+    #[arg(long = "tls-cert", alias = "tls-cert-path", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long = "tls-key", alias = "tls-key-path", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates issued by this CA (PEM): mutual TLS.
+    #[arg(long = "tls-client-ca", alias = "tls-ca-path", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Per-host certificates chosen by SNI: `DIR/<host>/tls.crt` and
+    /// `tls.key` (as Kubernetes mounts TLS secrets), falling back to
+    /// --tls-cert.
+    #[arg(long, value_name = "DIR")]
+    pub tls_sni_dir: Option<PathBuf>,
+
+    /// Serve /livez, /readyz and /metrics on this address, `HOST:PORT`
+    /// (apart from the workloads' traffic). Off unless given.
+    #[arg(long, value_name = "ADDR", env = "WASH_ADMIN_ADDR")]
+    pub admin_addr: Option<String>,
 
     /// Extra CA certificates (PEM) for components' outbound HTTPS.
     #[arg(long = "http-client-ca-path", value_name = "FILE")]
@@ -139,18 +164,44 @@ async fn connect(
         .with_context(|| format!("cannot connect to the {what} NATS server at {url}"))
 }
 
+/// The admin listener: ready while the control plane is connected and no
+/// workload is still starting; `wash_nats_connected` follows the link.
+async fn start_admin(
+    addr: &str,
+    host: &wash_runtime::host::Host,
+    scheduler: &async_nats::Client,
+) -> Result<AdminServer> {
+    let addr = crate::cli::socket_addr(addr, "--admin-addr")?;
+    let connected = {
+        let scheduler = scheduler.clone();
+        move || scheduler.connection_state() == async_nats::connection::State::Connected
+    };
+    host.metrics().set_nats_probe(Box::new(connected.clone()));
+    let ready_host = host.clone();
+    let ready: Readiness = Arc::new(move || {
+        if !connected() {
+            return Err("not connected to the control plane (NATS)".into());
+        }
+        let starting = ready_host.starting_workloads();
+        if !starting.is_empty() {
+            return Err(format!("workloads starting: {}", starting.join(", ")));
+        }
+        Ok(())
+    });
+    AdminServer::start(addr, host.clone(), ready)
+        .await
+        .with_context(|| format!("cannot listen on --admin-addr {addr}"))
+}
+
 /// Fills what the flags left open from the config's `host` section, then
 /// the defaults. Flags win; labels and insecure registries add up.
 fn with_config(mut args: HostArgs, config: HostConfig) -> Result<Settled> {
-    if config.tls_cert_path.is_some()
-        || config.tls_key_path.is_some()
-        || config.tls_ca_path.is_some()
-    {
-        anyhow::bail!(
-            "`host.tls_cert_path`/`tls_key_path`/`tls_ca_path`: wash host serves plain HTTP only; \
-             put a TLS-terminating proxy in front, and remove these keys"
-        );
-    }
+    let tls = ingress_tls(
+        args.tls_cert.take().or(config.tls_cert_path),
+        args.tls_key.take().or(config.tls_key_path),
+        args.tls_client_ca.take().or(config.tls_ca_path),
+        args.tls_sni_dir.take().or(config.tls_sni_dir),
+    )?;
     let http_addr = match (&args.http_addr, &config.http_addr) {
         (Some(addr), _) => crate::cli::socket_addr(addr, "--http-addr")?,
         (None, Some(addr)) => crate::cli::socket_addr(addr, "`host.http_addr`")?,
@@ -175,8 +226,45 @@ fn with_config(mut args: HostArgs, config: HostConfig) -> Result<Settled> {
             .unwrap_or_else(|| DEFAULT_SCHEDULER_NATS_URL.into()),
         http_addr,
         labels,
+        tls,
         args,
     })
+}
+
+/// HTTPS settings from flags or config: a certificate needs its key, and
+/// client CAs or SNI certificates need both.
+fn ingress_tls(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    sni_dir: Option<PathBuf>,
+) -> Result<Option<TlsSettings>> {
+    let (cert, key) = match (cert, key) {
+        (Some(cert), Some(key)) => (cert, key),
+        (None, None) => {
+            if client_ca.is_some() || sni_dir.is_some() {
+                anyhow::bail!(
+                    "--tls-client-ca and --tls-sni-dir need HTTPS: give --tls-cert and --tls-key \
+                     (or `host.tls_cert_path` and `host.tls_key_path`)"
+                );
+            }
+            return Ok(None);
+        }
+        (Some(_), None) => {
+            anyhow::bail!("--tls-cert needs its key: give --tls-key (or `host.tls_key_path`)")
+        }
+        (None, Some(_)) => anyhow::bail!(
+            "--tls-key needs its certificate: give --tls-cert (or `host.tls_cert_path`)"
+        ),
+    };
+    let mut settings = TlsSettings::new(cert, key);
+    if let Some(ca) = client_ca {
+        settings = settings.client_ca(ca);
+    }
+    if let Some(dir) = sni_dir {
+        settings = settings.sni_dir(dir);
+    }
+    Ok(Some(settings))
 }
 
 /// Flags and config, settled.
@@ -185,6 +273,7 @@ struct Settled {
     scheduler_nats_url: String,
     http_addr: SocketAddr,
     labels: BTreeMap<String, String>,
+    tls: Option<TlsSettings>,
     args: HostArgs,
 }
 
@@ -200,8 +289,16 @@ fn host_config(locations: &Locations) -> Result<HostConfig> {
         .oci_cache_dir
         .as_deref()
         .map(|dir| loaded.resolve(dir));
-    let mut host = loaded.config.host;
+    let mut host = loaded.config.host.clone();
     host.oci_cache_dir = oci_cache_dir;
+    for path in [
+        &mut host.tls_cert_path,
+        &mut host.tls_key_path,
+        &mut host.tls_ca_path,
+        &mut host.tls_sni_dir,
+    ] {
+        *path = path.as_deref().map(|p| loaded.resolve(p));
+    }
     Ok(host)
 }
 
@@ -213,6 +310,7 @@ pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
         scheduler_nats_url,
         http_addr,
         labels,
+        tls,
         args,
     } = with_config(args, host_config(&locations)?)?;
     let friendly_name = args
@@ -278,9 +376,14 @@ pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
         plugins: backends.plugins(),
         oci: Some(oci),
         request_timeout: None,
+        tls: tls.clone(),
     })
     .await?;
 
+    let admin = match &args.admin_addr {
+        Some(addr) => Some(start_admin(addr, &host, &scheduler).await?),
+        None => None,
+    };
     let washlet = Washlet::start(
         host.clone(),
         scheduler,
@@ -298,11 +401,19 @@ pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
     )
     .await?;
     println!(
-        "Host {host_id} (group {}) serving HTTP on {}, control plane {}",
+        "Host {host_id} (group {}) serving {} on {}, control plane {}",
         host_group,
+        if tls.is_some() { "HTTPS" } else { "HTTP" },
         host.http_addr().map(|a| a.to_string()).unwrap_or_default(),
         scheduler_nats_url
     );
+
+    if let Some(admin) = &admin {
+        println!(
+            "Admin listener on http://{} (/livez, /readyz, /metrics)",
+            admin.local_addr()
+        );
+    }
 
     shutdown.await;
     eprintln!(

@@ -166,6 +166,9 @@ pub struct HostConfig {
     pub tls_key_path: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_ca_path: Option<PathBuf>,
+    /// Per-host certificates by SNI: `<dir>/<host>/tls.crt` and `tls.key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_sni_dir: Option<PathBuf>,
 }
 
 /// `wash dev` settings.

@@ -106,6 +106,30 @@ fn semantic(loaded: &Loaded) -> Vec<Problem> {
         host.tls_key_path.as_deref(),
     );
     checks.existing_file("host.tls_ca_path", host.tls_ca_path.as_deref());
+    if let Some(dir) = host.tls_sni_dir.as_deref() {
+        let resolved = checks.loaded.resolve(dir);
+        if !resolved.is_dir() {
+            checks.problem(
+                "host.tls_sni_dir",
+                format!("{} is not a directory", resolved.display()),
+            );
+        }
+    }
+    // A pair that is there must also load: PEM, and a key that matches.
+    checks.tls_loads(
+        "dev",
+        dev.tls_cert_path.as_deref(),
+        dev.tls_key_path.as_deref(),
+        None,
+        None,
+    );
+    checks.tls_loads(
+        "host",
+        host.tls_cert_path.as_deref(),
+        host.tls_key_path.as_deref(),
+        host.tls_ca_path.as_deref(),
+        host.tls_sni_dir.as_deref(),
+    );
 
     if dev.wasi_webgpu
         && let Some(reason) = webgpu_unavailable()
@@ -251,6 +275,7 @@ impl Checks<'_> {
     fn socket_address(&mut self, key: &str, value: Option<&str>) {
         let Some(value) = value else { return };
         if value.parse::<std::net::SocketAddr>().is_ok() {
+            self.bindable(key, value);
             return;
         }
         // `localhost:8000` and other host names are fine too.
@@ -272,6 +297,68 @@ impl Checks<'_> {
                     "`{value}` is not a socket address (expected HOST:PORT, e.g. 127.0.0.1:8000)"
                 ),
             );
+            return;
+        }
+        self.bindable(key, value);
+    }
+
+    /// An address the commands could not listen on: not an address of this
+    /// machine, or a port this user may not open. One in use is fine here
+    /// (it may be the wash that is already running).
+    fn bindable(&mut self, key: &str, value: &str) {
+        use std::io::ErrorKind;
+        use std::net::ToSocketAddrs;
+        let Ok(mut addresses) = value.to_socket_addrs() else {
+            return;
+        };
+        let Some(address) = addresses.next() else {
+            return;
+        };
+        match std::net::TcpListener::bind(address) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::AddrNotAvailable | ErrorKind::PermissionDenied
+                ) =>
+            {
+                self.problem(key, format!("cannot listen on `{value}`: {e}"));
+            }
+            _ => {}
+        }
+    }
+
+    /// Loads a certificate and key (and client CA, SNI certificates) as the
+    /// server would, when the files are there.
+    fn tls_loads(
+        &mut self,
+        section: &str,
+        cert: Option<&Path>,
+        key: Option<&Path>,
+        client_ca: Option<&Path>,
+        sni_dir: Option<&Path>,
+    ) {
+        let (Some(cert), Some(key)) = (cert, key) else {
+            return;
+        };
+        let (cert, key) = (self.loaded.resolve(cert), self.loaded.resolve(key));
+        if !cert.is_file() || !key.is_file() {
+            return;
+        }
+        let mut settings = wash_runtime::host::http::TlsSettings::new(cert, key);
+        if let Some(ca) = client_ca
+            .map(|p| self.loaded.resolve(p))
+            .filter(|p| p.is_file())
+        {
+            settings = settings.client_ca(ca);
+        }
+        if let Some(dir) = sni_dir
+            .map(|p| self.loaded.resolve(p))
+            .filter(|p| p.is_dir())
+        {
+            settings = settings.sni_dir(dir);
+        }
+        if let Err(e) = settings.check() {
+            self.problem(&format!("{section}.tls_cert_path"), e.to_string());
         }
     }
 

@@ -53,7 +53,7 @@ pub fn start_host_on(
 
 impl HostProc {
     pub async fn ready(&self) {
-        self.process.wait_for("serving HTTP on", STARTUP).await;
+        self.process.wait_for("serving HTTP", STARTUP).await;
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -199,9 +199,12 @@ fn collect(
     lines
 }
 
-/// The URL in a `Serving ... at http://...` line.
+/// The URL in a `Serving ... at http(s)://...` line.
 pub fn url_in(line: &str) -> String {
-    let start = line.find("http://").expect("a URL");
+    let start = line
+        .find("http://")
+        .or_else(|| line.find("https://"))
+        .expect("a URL");
     line[start..].split_whitespace().next().unwrap().to_string()
 }
 

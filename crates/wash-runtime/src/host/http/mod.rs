@@ -4,6 +4,7 @@
 mod coalesce;
 pub mod router;
 mod service;
+mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,6 +22,8 @@ use tokio::task::JoinHandle;
 
 pub use router::{DevRouter, DynamicRouter, RouteError, Router};
 pub(crate) use service::Ingress;
+pub(crate) use tls::server_config as tls_server_config;
+pub use tls::{TlsIngressError, TlsSettings};
 
 use crate::egress::OutgoingHandler;
 
@@ -47,7 +50,12 @@ pub struct HttpServerBuilder {
     pub(crate) max_connections: usize,
     pub(crate) header_read_timeout: Duration,
     pub(crate) max_streams: u32,
+    pub(crate) tls: Option<TlsSettings>,
 }
+
+/// The TLS setup a server starts with (built before binding, so a bad
+/// certificate is a start-up error).
+pub(crate) type ServerTls = (Arc<rustls::ServerConfig>, Arc<tls::Resolver>);
 
 impl HttpServerBuilder {
     /// A server on `addr` (port 0 picks a free port) with a [`DynamicRouter`].
@@ -59,7 +67,16 @@ impl HttpServerBuilder {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_streams: DEFAULT_MAX_STREAMS,
+            tls: None,
         }
+    }
+
+    /// Serves HTTPS (ALPN `h2` and `http/1.1`) instead of plain HTTP; see
+    /// [`TlsSettings`] for client certificates and per-host certificates.
+    /// Certificate files are re-read when they change.
+    pub fn tls(mut self, settings: TlsSettings) -> Self {
+        self.tls = Some(settings);
+        self
     }
 
     /// Decides which workload serves each request.
@@ -107,6 +124,7 @@ impl HttpServer {
     pub(crate) async fn start(
         builder: &HttpServerBuilder,
         ingress: Ingress,
+        tls: Option<ServerTls>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(builder.addr).await?;
         let local_addr = listener.local_addr()?;
@@ -128,8 +146,23 @@ impl HttpServer {
                 .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
         });
         let limit = Arc::new(Semaphore::new(builder.max_connections));
-        let task = tokio::spawn(accept_loop(listener, http, context, limit, stop));
-        tracing::info!(address = %local_addr, "HTTP server listening");
+        let acceptor = match (tls, &builder.tls) {
+            (Some((config, resolver)), Some(settings)) => {
+                tokio::spawn(tls::reload_on_change(
+                    settings.clone(),
+                    resolver,
+                    stop.clone(),
+                ));
+                Some(Handshake {
+                    acceptor: tokio_rustls::TlsAcceptor::from(config),
+                    timeout: builder.header_read_timeout,
+                })
+            }
+            _ => None,
+        };
+        let secure = acceptor.is_some();
+        let task = tokio::spawn(accept_loop(listener, http, context, limit, acceptor, stop));
+        tracing::info!(address = %local_addr, tls = secure, "HTTP server listening");
         Ok(Self {
             local_addr,
             shutdown,
@@ -153,13 +186,22 @@ struct ServeContext {
     local_authority: HeaderValue,
 }
 
+/// The TLS handshake of each connection, bounded in time like the
+/// request headers that follow it.
+struct Handshake {
+    acceptor: tokio_rustls::TlsAcceptor,
+    timeout: Duration,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     http: auto::Builder<TokioExecutor>,
     context: Arc<ServeContext>,
     limit: Arc<Semaphore>,
+    tls: Option<Handshake>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let tls = tls.map(Arc::new);
     let graceful = GracefulShutdown::new();
     loop {
         let permit = tokio::select! {
@@ -195,12 +237,37 @@ async fn accept_loop(
                 )
             }
         });
-        let connection = http
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let Some(tls) = tls.clone() else {
+            let connection = http
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, "connection ended with error: {e}");
+                }
+                drop(permit);
+            });
+            continue;
+        };
+        // The handshake runs on the connection's own task: a slow client
+        // never holds up accepting others.
+        let (http, watcher) = (http.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let handshake = tokio::time::timeout(tls.timeout, tls.acceptor.accept(stream)).await;
+            let stream = match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, "connection ended with error: {e}");
             }
             drop(permit);

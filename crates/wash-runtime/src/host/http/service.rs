@@ -148,8 +148,21 @@ impl Drop for Held<'_> {
     }
 }
 
-/// Runs a request on the component, and turns a failure into a response.
+/// Runs a request on the component and counts it (status class, time to
+/// the response head).
 async fn serve(http: &HttpComponent, request: Request<Incoming>) -> Response<WasiBody> {
+    let started = Instant::now();
+    let response = serve_on(http, request).await;
+    http.handler
+        .state()
+        .labels()
+        .metrics
+        .request(response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+/// Runs a request on the component, and turns a failure into a response.
+async fn serve_on(http: &HttpComponent, request: Request<Incoming>) -> Response<WasiBody> {
     let instances = http.handler.state();
     let (handler, placement, retry) = match &http.fresh {
         None => (&http.handler, None, None),
@@ -170,6 +183,7 @@ async fn serve(http: &HttpComponent, request: Request<Incoming>) -> Response<Was
         Ok(response) => {
             if placement.as_ref().is_some_and(|p| p.reused()) {
                 instances.health().prove();
+                instances.labels().metrics.instance_reused();
             }
             return coalesce(response).await;
         }
