@@ -63,6 +63,7 @@ pub mod host;
 pub mod instance;
 pub mod oci;
 pub mod plugin;
+pub mod telemetry;
 pub mod tls;
 pub mod types;
 pub mod washlet;

@@ -42,6 +42,13 @@ pub struct GlobalArgs {
     /// Show more detail (same as `--log-level debug` for wash itself).
     #[arg(long, global = true)]
     pub verbose: bool,
+
+    /// Export OpenTelemetry traces and metrics (OTLP) from `host` and `dev`
+    /// to this collector, e.g. `http://127.0.0.1:4318` (or set
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`; `OTEL_EXPORTER_OTLP_PROTOCOL` picks
+    /// `grpc` or `http/protobuf`).
+    #[arg(long, global = true, value_name = "URL")]
+    pub otel_endpoint: Option<String>,
 }
 
 /// How results are printed on stdout.

@@ -7,6 +7,7 @@ mod config;
 mod host_setup;
 mod output;
 mod paths;
+mod telemetry;
 mod wit;
 
 use std::process::ExitCode;
@@ -25,7 +26,6 @@ fn main() -> ExitCode {
     // Before anything can open a TLS connection: aws-lc-rs, never ring.
     wash_runtime::tls::init_crypto();
     let cli = Cli::parse();
-    init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,6 +34,17 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
+        }
+    };
+    // Exporters start tasks: inside the runtime.
+    let telemetry = {
+        let _inside = runtime.enter();
+        match init_logging(&cli) {
+            Ok(telemetry) => telemetry,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
         }
     };
     let result = runtime.block_on(async {
@@ -50,6 +61,9 @@ fn main() -> ExitCode {
             Command::Completion(args) => commands::completion::run(args),
         }
     });
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -60,8 +74,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; stdout carries results only.
-fn init_logging(cli: &Cli) {
+/// Logs go to stderr; stdout carries results only. Hosts (`host`, `dev`)
+/// also export traces and metrics when OpenTelemetry is configured.
+fn init_logging(cli: &Cli) -> anyhow::Result<Option<telemetry::Telemetry>> {
     let default = match &cli.command {
         // Dev and hosts show what guests print and why requests fail.
         Command::Dev(_) => "warn,wash::guest=info",
@@ -93,5 +108,17 @@ fn init_logging(cli: &Cli) {
         .compact()
         .with_filter(filter)
         .with_filter(no_payloads);
+    let serves = matches!(cli.command, Command::Host(_) | Command::Dev(_));
+    let endpoint = cli.global.otel_endpoint.as_deref();
+    if serves && telemetry::wanted(endpoint) {
+        let registry = tracing_subscriber::registry().with(output);
+        let (telemetry, layer) = telemetry::start(endpoint)?;
+        // Only the request spans go out, never log events or other spans.
+        let spans = tracing_subscriber::filter::Targets::new()
+            .with_target("wash::http", tracing::Level::INFO);
+        registry.with(layer.with_filter(spans)).init();
+        return Ok(Some(telemetry));
+    }
     tracing_subscriber::registry().with(output).init();
+    Ok(None)
 }

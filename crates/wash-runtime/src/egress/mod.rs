@@ -337,6 +337,8 @@ pub(crate) struct GuestEgress {
     /// gets `connection-limit-reached` for the excess.
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
     pub(crate) metrics: Arc<crate::host::metrics::ComponentMetrics>,
+    /// The guest span of the request being served, when traced.
+    pub(crate) trace: Option<tracing::Span>,
 }
 
 impl WasiHttpHooks for GuestEgress {
@@ -390,12 +392,28 @@ impl WasiHttpHooks for GuestEgress {
                 Err(HttpError::ConnectionLimitReached)
             });
         };
-        let request =
+        let mut request =
             request.map(|body| http_body_util::BodyExt::boxed_unsync(DrainOnDrop(Some(body))));
+        let span = match &self.trace {
+            Some(parent) if crate::telemetry::enabled() => {
+                Some(crate::telemetry::client_span(parent, &mut request))
+            }
+            _ => None,
+        };
         let response = self.handler.handle(&self.context, request, options);
         let metrics = self.metrics.clone();
         Box::new(async move {
-            let response = response.await;
+            let response = match &span {
+                Some(span) => {
+                    use tracing::Instrument as _;
+                    let response = response.instrument(span.clone()).await;
+                    if let Ok(response) = &response {
+                        span.record("http.response.status_code", response.status().as_u16());
+                    }
+                    response
+                }
+                None => response.await,
+            };
             metrics.egress(if response.is_ok() {
                 EgressOutcome::Ok
             } else {

@@ -222,6 +222,8 @@ impl HostMetrics {
             outcome: outcome.into(),
         };
         Arc::new(ComponentMetrics {
+            otel: crate::telemetry::enabled()
+                .then(|| OtelInstruments::new(workload, workload_id, component)),
             requests: STATUS_CLASSES.map(|c| self.requests.get_or_create_owned(&status(c))),
             duration: self.duration.get_or_create_owned(&labels),
             created: self.created.get_or_create_owned(&labels),
@@ -302,8 +304,59 @@ impl HostMetrics {
     }
 }
 
+/// The same measurements as OpenTelemetry instruments, made only while
+/// telemetry is on (exported by the embedder's meter provider).
+struct OtelInstruments {
+    duration: opentelemetry::metrics::Histogram<f64>,
+    created: opentelemetry::metrics::Counter<u64>,
+    discarded: opentelemetry::metrics::Counter<u64>,
+    egress: opentelemetry::metrics::Counter<u64>,
+    attributes: Vec<opentelemetry::KeyValue>,
+}
+
+impl OtelInstruments {
+    fn new(workload: &str, workload_id: &str, component: &str) -> Self {
+        use opentelemetry::KeyValue;
+        let meter = opentelemetry::global::meter("wash");
+        Self {
+            duration: meter
+                .f64_histogram("http.server.request.duration")
+                .with_unit("s")
+                .with_description("Duration of HTTP server requests")
+                .with_boundaries(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+                ])
+                .build(),
+            created: meter
+                .u64_counter("wash.instances.created")
+                .with_description("Component instances created")
+                .build(),
+            discarded: meter
+                .u64_counter("wash.instances.discarded")
+                .with_description("Instances thrown away after a failure, by reason")
+                .build(),
+            egress: meter
+                .u64_counter("wash.egress.requests")
+                .with_description("Outbound HTTP requests of guests, by outcome")
+                .build(),
+            attributes: vec![
+                KeyValue::new("workload", workload.to_string()),
+                KeyValue::new("workload.id", workload_id.to_string()),
+                KeyValue::new("component", component.to_string()),
+            ],
+        }
+    }
+
+    fn with(&self, key: &'static str, value: opentelemetry::Value) -> Vec<opentelemetry::KeyValue> {
+        let mut attributes = self.attributes.clone();
+        attributes.push(opentelemetry::KeyValue::new(key, value));
+        attributes
+    }
+}
+
 /// One component's series, ready to count into.
 pub(crate) struct ComponentMetrics {
+    otel: Option<OtelInstruments>,
     requests: [Counter; 5],
     duration: Histogram,
     created: Counter,
@@ -328,10 +381,17 @@ impl ComponentMetrics {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.requests[class].inc();
         self.duration.observe(seconds);
+        if let Some(otel) = &self.otel {
+            let attributes = otel.with("http.response.status_code", i64::from(status).into());
+            otel.duration.record(seconds, &attributes);
+        }
     }
 
     pub(crate) fn instance_created(&self) {
         self.created.inc();
+        if let Some(otel) = &self.otel {
+            otel.created.add(1, &otel.attributes);
+        }
     }
 
     pub(crate) fn instance_reused(&self) {
@@ -346,6 +406,10 @@ impl ComponentMetrics {
             FailureKind::Other => 3,
         };
         self.discarded[index].inc();
+        if let Some(otel) = &self.otel {
+            otel.discarded
+                .add(1, &otel.with("reason", DISCARD_REASONS[index].into()));
+        }
     }
 
     pub(crate) fn egress(&self, outcome: EgressOutcome) {
@@ -356,6 +420,10 @@ impl ComponentMetrics {
             EgressOutcome::Error => 3,
         };
         self.egress[index].inc();
+        if let Some(otel) = &self.otel {
+            otel.egress
+                .add(1, &otel.with("outcome", EGRESS_OUTCOMES[index].into()));
+        }
     }
 }
 

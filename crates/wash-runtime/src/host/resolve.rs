@@ -397,6 +397,7 @@ impl ResolveContext<'_> {
                 context: context.clone(),
                 in_flight: self.limits.outbound.clone(),
                 metrics,
+                trace: None,
             },
             sockets: Arc::new(SocketPolicy { context }),
             name_lookups: !resources.allowed_ip_name_lookups.is_empty(),

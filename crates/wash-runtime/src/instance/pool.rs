@@ -263,13 +263,25 @@ pub(crate) struct RequestData {
     watcher: oneshot::Sender<InstanceEnd>,
     /// Present for components that reuse instances.
     placement: Option<Arc<Placement>>,
+    /// The request's guest span, when traced.
+    trace: Option<tracing::Span>,
 }
 
 /// Request data and the [`InstanceWatch`] it reports to. With a
 /// `placement`, the request also learns which instance served it.
-pub(crate) fn instance_watch(placement: Option<Arc<Placement>>) -> (RequestData, InstanceWatch) {
+pub(crate) fn instance_watch(
+    placement: Option<Arc<Placement>>,
+    trace: Option<tracing::Span>,
+) -> (RequestData, InstanceWatch) {
     let (watcher, watch) = oneshot::channel();
-    (RequestData { watcher, placement }, watch)
+    (
+        RequestData {
+            watcher,
+            placement,
+            trace,
+        },
+        watch,
+    )
 }
 
 /// The warm instance a request landed on, told when it is accepted.
@@ -360,7 +372,12 @@ impl WorkerState for InstanceState {
         data: RequestData,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
-        let RequestData { watcher, placement } = data;
+        let RequestData {
+            watcher,
+            placement,
+            trace,
+        } = data;
+        store.data_mut().set_request_trace(trace);
         let before = self.accepted.fetch_add(1, Ordering::Relaxed);
         if let Some(placement) = placement {
             let _ = placement.0.set(Seat {

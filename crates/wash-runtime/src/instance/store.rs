@@ -111,6 +111,8 @@ pub struct StoreState {
     pub(crate) deadline: Deadline,
     #[cfg(feature = "wasi-tls")]
     tls: wasmtime_wasi_tls::WasiTlsCtx,
+    /// Ids of the traced request being served, for guest log lines.
+    trace: Arc<crate::telemetry::TraceSlot>,
     _live: LiveGuard,
 }
 
@@ -120,7 +122,15 @@ impl StoreState {
         PluginView {
             table: &mut self.table,
             bindings: &self.bindings,
+            trace: &self.trace,
         }
+    }
+
+    /// The request this instance now serves runs in `span` (its guest
+    /// span): outbound requests and log lines join its trace.
+    pub(crate) fn set_request_trace(&mut self, span: Option<tracing::Span>) {
+        self.trace.set(span.as_ref());
+        self.egress.trace = span;
     }
 
     /// Id of the workload this instance belongs to.
@@ -232,17 +242,20 @@ impl InstanceTemplate {
     /// A new store with limits, deadline checks and fuel in place.
     pub(crate) fn new_store(&self, engine: &Engine) -> wasmtime::Result<Store<StoreState>> {
         self.labels.metrics.instance_created();
+        let trace = Arc::new(crate::telemetry::TraceSlot::default());
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&self.env)
             .stdout(GuestOutput::new(
                 self.labels.clone(),
                 "stdout",
                 self.log_budget.clone(),
+                trace.clone(),
             ))
             .stderr(GuestOutput::new(
                 self.labels.clone(),
                 "stderr",
                 self.log_budget.clone(),
+                trace.clone(),
             ));
         for dir in &self.preopens {
             let perms = if dir.read_only {
@@ -277,6 +290,7 @@ impl InstanceTemplate {
                     engine.tls_provider().clone(),
                 )))
                 .build(),
+            trace,
             _live: LiveGuard::new(&self.live),
         };
         let mut store = Store::new(engine.wasmtime(), state);
@@ -361,14 +375,21 @@ struct GuestOutput {
     labels: Arc<GuestLabels>,
     stream: &'static str,
     budget: Arc<WorkloadLimits>,
+    trace: Arc<crate::telemetry::TraceSlot>,
 }
 
 impl GuestOutput {
-    fn new(labels: Arc<GuestLabels>, stream: &'static str, budget: Arc<WorkloadLimits>) -> Self {
+    fn new(
+        labels: Arc<GuestLabels>,
+        stream: &'static str,
+        budget: Arc<WorkloadLimits>,
+        trace: Arc<crate::telemetry::TraceSlot>,
+    ) -> Self {
         Self {
             labels,
             stream,
             budget,
+            trace,
         }
     }
 
@@ -441,13 +462,24 @@ impl LineWriter {
             return;
         };
         self.output.report_dropped(dropped);
-        tracing::info!(
-            target: "wash::guest",
-            workload = %labels.workload_id,
-            component = %labels.component,
-            stream = self.output.stream,
-            "{line}"
-        );
+        match self.output.trace.get() {
+            Some(ids) => tracing::info!(
+                target: "wash::guest",
+                workload = %labels.workload_id,
+                component = %labels.component,
+                stream = self.output.stream,
+                trace_id = %ids.trace_id,
+                span_id = %ids.span_id,
+                "{line}"
+            ),
+            None => tracing::info!(
+                target: "wash::guest",
+                workload = %labels.workload_id,
+                component = %labels.component,
+                stream = self.output.stream,
+                "{line}"
+            ),
+        }
         self.pending.clear();
     }
 }

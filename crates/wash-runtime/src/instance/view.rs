@@ -11,6 +11,8 @@ pub struct PluginView<'a> {
     pub table: &'a mut ResourceTable,
     /// Per-component plugin state.
     pub bindings: &'a Bindings,
+    /// The traced request being served, if any.
+    pub(crate) trace: &'a crate::telemetry::TraceSlot,
 }
 
 /// [`HasData`] for [`PluginView`], for `add_to_linker` functions.

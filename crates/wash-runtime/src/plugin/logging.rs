@@ -72,9 +72,22 @@ impl logging::Host for PluginView<'_> {
             ));
         };
         let (workload, component) = (&who.workload_id, &who.component);
+        let ids = self.trace.get();
+        let (trace_id, span_id) = match &ids {
+            Some(ids) => (Some(ids.trace_id.as_str()), Some(ids.span_id.as_str())),
+            None => (None, None),
+        };
         macro_rules! emit {
             ($level:ident) => {
-                tracing::$level!(target: "wash::guest", %workload, %component, %context, "{message}")
+                tracing::$level!(
+                    target: "wash::guest",
+                    %workload,
+                    %component,
+                    %context,
+                    trace_id,
+                    span_id,
+                    "{message}"
+                )
             };
         }
         match level {

@@ -163,6 +163,30 @@ impl Running {
         }
     }
 
+    /// Waits for a stderr line containing `needle`; returns it.
+    pub async fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+                .cloned();
+            if let Some(line) = found {
+                return line;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no `{needle}` on stderr within {timeout:?}\nstderr: {:#?}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends a signal to the process.
     pub fn signal(&self, signal: i32) {
         if let Some(pid) = self.child.id() {

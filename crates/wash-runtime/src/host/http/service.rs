@@ -12,6 +12,8 @@ use hyper::body::{Body, Incoming};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, TrapOrPanicError};
 
+use tracing::Instrument as _;
+
 use super::coalesce::coalesce;
 use super::router::{Router, strip_port};
 use crate::engine::failure::{FailureKind, GuestFailure};
@@ -21,6 +23,7 @@ use crate::host::resolve::HttpComponent;
 use crate::instance::pool::{
     ComponentInstances, InstanceEnd, InstanceWatch, Placement, RequestData, instance_watch,
 };
+use crate::telemetry::RequestSpans;
 
 /// How long a failed request waits to learn how its instance ended. The
 /// instance reports its end as soon as its store is dropped, which follows
@@ -152,17 +155,29 @@ impl Drop for Held<'_> {
 /// the response head).
 async fn serve(http: &HttpComponent, request: Request<Incoming>) -> Response<WasiBody> {
     let started = Instant::now();
-    let response = serve_on(http, request).await;
-    http.handler
-        .state()
-        .labels()
+    let labels = http.handler.state().labels();
+    let response = match RequestSpans::start(&request, &labels.workload_id, &labels.component) {
+        None => serve_on(http, request, None).await,
+        Some(spans) => {
+            let response = serve_on(http, request, Some(spans.guest.clone()))
+                .instrument(spans.server.clone())
+                .await;
+            spans.finish(response.status().as_u16());
+            response
+        }
+    };
+    labels
         .metrics
         .request(response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }
 
 /// Runs a request on the component, and turns a failure into a response.
-async fn serve_on(http: &HttpComponent, request: Request<Incoming>) -> Response<WasiBody> {
+async fn serve_on(
+    http: &HttpComponent,
+    request: Request<Incoming>,
+    trace: Option<tracing::Span>,
+) -> Response<WasiBody> {
     let instances = http.handler.state();
     let (handler, placement, retry) = match &http.fresh {
         None => (&http.handler, None, None),
@@ -178,7 +193,7 @@ async fn serve_on(http: &HttpComponent, request: Request<Incoming>) -> Response<
     };
     let request = request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
     let started = Instant::now();
-    let (data, watch) = instance_watch(placement.clone());
+    let (data, watch) = instance_watch(placement.clone(), trace.clone());
     let error = match handler.handle(data, request).await {
         Ok(response) => {
             if placement.as_ref().is_some_and(|p| p.reused()) {
@@ -203,7 +218,7 @@ async fn serve_on(http: &HttpComponent, request: Request<Incoming>) -> Response<
         && failure.kind == FailureKind::Other
         && let (Some(head), Some(fresh)) = (retry, &http.fresh)
     {
-        return retry_fresh(fresh, head, failure).await;
+        return retry_fresh(fresh, head, failure, trace).await;
     }
     failed(instances, failure)
 }
@@ -214,11 +229,12 @@ async fn retry_fresh(
     fresh: &wasmtime_wasi_http::handler::ProxyHandler<ComponentInstances>,
     head: http::request::Parts,
     first: Failure,
+    trace: Option<tracing::Span>,
 ) -> Response<WasiBody> {
     let instances = fresh.state();
     let body = Empty::new().map_err(|never| match never {}).boxed_unsync();
     let started = Instant::now();
-    let (data, watch) = instance_watch(None);
+    let (data, watch) = instance_watch(None, trace);
     match fresh.handle(data, Request::from_parts(head, body)).await {
         Ok(response) => {
             if instances.health().switch_off() {
