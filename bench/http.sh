@@ -7,6 +7,9 @@
 #             wasmtime's own P3 defaults) vs wasmtime serve -Sp3 (P3)
 #   p2-warm   wash dev --pool-size (P2 instances reused in turn) vs
 #             wasmtime serve (P2, which cannot reuse P2 instances)
+#   telemetry wash dev P2 fresh with OpenTelemetry on (OTLP/HTTP to a local
+#             receiver) vs off; with WASH_BEFORE=<a wash binary>, also that
+#             binary (telemetry off) vs this one, to see what "off" costs
 #
 # Release builds. Prints a table with the ratio (ours / wasmtime) per pairing.
 #
@@ -34,7 +37,11 @@ if ! command -v wrk >/dev/null; then
     else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
 fi
 WASMTIME=${WASMTIME:-$HOME/.cargo/bin/wasmtime}
-if ! "$WASMTIME" --version 2>/dev/null | grep -q "$WASMTIME_VERSION"; then
+needs_wasmtime=false
+for pairing in "${PAIRINGS[@]}"; do
+    [ "$pairing" = telemetry ] || needs_wasmtime=true
+done
+if $needs_wasmtime && ! "$WASMTIME" --version 2>/dev/null | grep -q "$WASMTIME_VERSION"; then
     say "installing wasmtime-cli $WASMTIME_VERSION (cargo install; takes a while once)"
     cargo install "wasmtime-cli@$WASMTIME_VERSION" --locked
 fi
@@ -87,6 +94,36 @@ ours_dev() { # port component [flags...]
     exec target/release/wash dev --no-watch --address "127.0.0.1:$port" "$@" "$component"
 }
 
+# A local OTLP/HTTP receiver that accepts every export (and drops it).
+OTLP_PORT=18703
+otlp_receiver() {
+    python3 - "$OTLP_PORT" >/dev/null 2>&1 <<'PY' &
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Sink(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+PY
+    echo $!
+}
+
+ours_traced() { # port component
+    OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" \
+        OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+        exec target/release/wash dev --no-watch --address "127.0.0.1:$1" "$2"
+}
+
+before_dev() { # port component
+    exec "$WASH_BEFORE" dev --no-watch --address "127.0.0.1:$1" "$2"
+}
+
 results=()
 for pairing in "${PAIRINGS[@]}"; do
     case $pairing in
@@ -104,18 +141,30 @@ for pairing in "${PAIRINGS[@]}"; do
                 --pool-size "$CONNECTIONS")
             theirs=$(run_server "wasmtime serve (P2)" $THEIRS_PORT \
                 "$WASMTIME" serve -Scli --addr 127.0.0.1:$THEIRS_PORT "$P2") ;;
-        *) echo "unknown pairing $pairing (p2-fresh, p3-warm, p2-warm)" >&2; exit 2 ;;
+        telemetry)
+            receiver=$(otlp_receiver)
+            ours=$(run_server "wash dev (P2, fresh, telemetry on)" $OURS_PORT \
+                ours_traced $OURS_PORT "$P2")
+            kill "$receiver"
+            theirs=$(run_server "wash dev (P2, fresh, telemetry off)" $THEIRS_PORT \
+                ours_dev $THEIRS_PORT "$P2")
+            if [ -n "${WASH_BEFORE:-}" ]; then
+                before=$(run_server "$WASH_BEFORE (P2, fresh)" $OURS_PORT before_dev $OURS_PORT "$P2")
+                results+=("off/before $theirs $before")
+            fi ;;
+        *) echo "unknown pairing $pairing (p2-fresh, p3-warm, p2-warm, telemetry)" >&2; exit 2 ;;
     esac
     results+=("$pairing $ours $theirs")
 done
 
-printf '\n%-9s %12s %9s %12s %9s %7s %s\n' \
-    pairing "wash req/s" "p99 ms" "wasmtime" "p99 ms" ratio "non-2xx (wash/wasmtime)"
+printf '\n%-10s %12s %9s %12s %9s %7s %s\n' \
+    pairing "wash req/s" "p99 ms" "other" "p99 ms" ratio "non-2xx (wash/other)"
 for row in "${results[@]}"; do
     read -r name o_rps o_p99 o_bad t_rps t_p99 t_bad <<<"$row"
     ratio=$(awk -v a="$o_rps" -v b="$t_rps" 'BEGIN { printf "%.2fx", a / b }')
-    printf '%-9s %12s %9s %12s %9s %7s %s/%s\n' \
+    printf '%-10s %12s %9s %12s %9s %7s %s/%s\n' \
         "$name" "$o_rps" "$o_p99" "$t_rps" "$t_p99" "$ratio" "$o_bad" "$t_bad"
 done
-echo
+echo "(other: wasmtime serve; for telemetry: the same wash with telemetry off;"
+echo " for off/before: \$WASH_BEFORE)"
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) cores, $(date -u +%Y-%m-%d)"

@@ -171,9 +171,22 @@ fn the_workloads_are_locked_down_and_hosts_report_their_pod_ip() {
             format!("--host-group={group}"),
             "--environment=$(WASMCLOUD_HOST_ENVIRONMENT)".to_string(),
             format!("--http-addr=0.0.0.0:{port}"),
+            "--admin-addr=0.0.0.0:9464".to_string(),
         ] {
             assert!(args.contains(&wanted), "{wanted} not in {args}");
         }
+        // Kubernetes probes the admin listener, never the workloads' port.
+        let container = &host["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/livez");
+        assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+        assert_eq!(container["readinessProbe"]["httpGet"]["port"], "admin");
+        let admin = container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "admin")
+            .unwrap();
+        assert_eq!(admin["containerPort"], 9464);
     }
     assert_eq!(
         names(&documents, "Service").len(),

@@ -31,6 +31,29 @@ struct Received {
     metrics: Vec<String>,
 }
 
+impl Received {
+    fn traces(&mut self, export: ExportTraceServiceRequest) {
+        for resource in export.resource_spans {
+            for scope in resource.scope_spans {
+                self.spans.extend(scope.spans);
+            }
+        }
+    }
+
+    fn has_metric(&self, name: &str) -> bool {
+        self.metrics.iter().any(|m| m == name)
+    }
+
+    fn metrics(&mut self, export: ExportMetricsServiceRequest) {
+        for resource in export.resource_metrics {
+            for scope in resource.scope_metrics {
+                self.metrics
+                    .extend(scope.metrics.into_iter().map(|m| m.name));
+            }
+        }
+    }
+}
+
 /// An OTLP/HTTP (protobuf) receiver on a free port.
 async fn receiver() -> (u16, Arc<Mutex<Received>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -49,24 +72,12 @@ async fn receiver() -> (u16, Arc<Mutex<Received>>) {
                         let reply = match path.as_str() {
                             "/v1/traces" => {
                                 let export = ExportTraceServiceRequest::decode(body).unwrap();
-                                let mut received = sink.lock().unwrap();
-                                for resource in export.resource_spans {
-                                    for scope in resource.scope_spans {
-                                        received.spans.extend(scope.spans);
-                                    }
-                                }
+                                sink.lock().unwrap().traces(export);
                                 ExportTraceServiceResponse::default().encode_to_vec()
                             }
                             "/v1/metrics" => {
                                 let export = ExportMetricsServiceRequest::decode(body).unwrap();
-                                let mut received = sink.lock().unwrap();
-                                for resource in export.resource_metrics {
-                                    for scope in resource.scope_metrics {
-                                        received
-                                            .metrics
-                                            .extend(scope.metrics.into_iter().map(|m| m.name));
-                                    }
-                                }
+                                sink.lock().unwrap().metrics(export);
                                 ExportMetricsServiceResponse::default().encode_to_vec()
                             }
                             _ => Vec::new(),
@@ -125,6 +136,69 @@ async fn upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
         }
     });
     (port, seen)
+}
+
+/// The same receiver over OTLP/gRPC (the generated tonic services, served
+/// by hyper over h2c).
+async fn grpc_receiver() -> (u16, Arc<Mutex<Received>>) {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+
+    struct Sink(Arc<Mutex<Received>>);
+
+    #[tonic::async_trait]
+    impl TraceService for Sink {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            self.0.lock().unwrap().traces(request.into_inner());
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+
+    #[tonic::async_trait]
+    impl MetricsService for Sink {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportMetricsServiceRequest>,
+        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+            self.0.lock().unwrap().metrics(request.into_inner());
+            Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Arc::new(Mutex::new(Received::default()));
+    let traces = TraceServiceServer::new(Sink(received.clone()));
+    let metrics = MetricsServiceServer::new(Sink(received.clone()));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (traces, metrics) = (traces.clone(), metrics.clone());
+            let service =
+                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let (mut traces, mut metrics) = (traces.clone(), metrics.clone());
+                    async move {
+                        use tower_service::Service as _;
+                        if request.uri().path().contains("MetricsService") {
+                            metrics.call(request).await
+                        } else {
+                            traces.call(request).await
+                        }
+                    }
+                });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    (port, received)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -250,9 +324,44 @@ async fn a_trace_crosses_the_component_and_its_logs() {
         received
             .lock()
             .unwrap()
-            .metrics
+            .has_metric("http.server.request.duration")
+    })
+    .await;
+    assert!(dev.terminate().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_export_reaches_a_grpc_collector() {
+    let (port, received) = grpc_receiver().await;
+    let mut command = wash();
+    command
+        .args(["dev", "--no-watch", "--address", "127.0.0.1:0"])
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "300")
+        .arg(fixture("http_hello_world"));
+    let dev = Running::spawn(command);
+    let url = url_in(&dev.wait_for("Serving", Duration::from_secs(120)).await);
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    assert_eq!(get_traced(&url, &traceparent).await, 200);
+    until("the server span over gRPC", || {
+        received
+            .lock()
+            .unwrap()
+            .spans
             .iter()
-            .any(|m| m == "http.server.request.duration")
+            .any(|s| hex(&s.trace_id) == TRACE && s.kind == 2 && hex(&s.parent_span_id) == PARENT)
+    })
+    .await;
+    until("the duration metric over gRPC", || {
+        received
+            .lock()
+            .unwrap()
+            .has_metric("http.server.request.duration")
     })
     .await;
     assert!(dev.terminate().await);
