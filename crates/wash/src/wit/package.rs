@@ -165,7 +165,7 @@ pub fn provenance_for(dir: &Path, given: Provenance, version: Option<String>) ->
         provenance.revision = git(&["rev-parse", "HEAD"]);
     }
     if provenance.source.is_none() {
-        provenance.source = git(&["remote", "get-url", "origin"]);
+        provenance.source = git(&["remote", "get-url", "origin"]).and_then(|r| remote_url(&r));
     }
     if provenance.version.is_none() {
         provenance.version = version;
@@ -174,6 +174,30 @@ pub fn provenance_for(dir: &Path, given: Provenance, version: Option<String>) ->
         .processed_by
         .push(("wash".into(), env!("CARGO_PKG_VERSION").into()));
     provenance
+}
+
+/// A git remote as the URL provenance records: scp-style remotes
+/// (`git@host:org/repo.git`) become `https://host/org/repo`, a local path a
+/// `file://` URL; anything else that is not a URL is left out rather than
+/// failing a build over a default.
+fn remote_url(remote: &str) -> Option<String> {
+    let remote = remote.trim();
+    if url::Url::parse(remote).is_ok() {
+        return Some(remote.to_string());
+    }
+    if let Some((user_host, path)) = remote.split_once(':')
+        && !user_host.contains('/')
+        && !path.starts_with('/')
+    {
+        let host = user_host.rsplit('@').next().unwrap_or(user_host);
+        let path = path.trim_end_matches(".git");
+        return Some(format!("https://{host}/{path}"));
+    }
+    let path = Path::new(remote);
+    if path.is_absolute() {
+        return url::Url::from_file_path(path).ok().map(String::from);
+    }
+    None
 }
 
 /// Encodes the resolved package as a binary WIT package with `provenance`
@@ -399,6 +423,23 @@ mod tests {
         let error = format!("{:#}", resolve_dir(dir.path(), None).err().unwrap());
         assert!(error.contains("world.wit:4:"), "{error}");
         assert!(error.contains("acme:missing"), "{error}");
+    }
+
+    #[test]
+    fn git_remotes_become_urls() {
+        assert_eq!(
+            remote_url("https://github.com/acme/wit.git").as_deref(),
+            Some("https://github.com/acme/wit.git")
+        );
+        assert_eq!(
+            remote_url("git@github.com:acme/wit.git").as_deref(),
+            Some("https://github.com/acme/wit")
+        );
+        assert_eq!(
+            remote_url("/work/main").as_deref(),
+            Some("file:///work/main")
+        );
+        assert_eq!(remote_url("../relative/clone"), None);
     }
 
     #[test]
