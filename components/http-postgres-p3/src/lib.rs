@@ -1,145 +1,144 @@
-//! Spike: tokio-postgres over a WASI P3 TCP socket.
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+//! http-postgres-p3 (work in progress, issue 17): a JSON API over one
+//! Postgres table, spoken with tokio-postgres over a WASI P3 TCP socket.
+//!
+//! `POST /todos {"title": ...}`, `GET /todos`, `GET /todos/<id>`,
+//! `DELETE /todos/<id>`. `DATABASE_URL` (for now from the environment):
+//! `postgres://user@127.0.0.1:5432/db`.
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+mod stream;
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
 use wasip3::http::types::{ErrorCode, Request, Response};
-use wasip3::sockets::types::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, TcpSocket};
-use wasip3::wit_bindgen::rt::async_support::{StreamReader, StreamResult, StreamWriter};
 
-wasip3::http::service::export!(Spike);
+wasip3::http::service::export!(Todos);
 
-type ReadFut = Pin<Box<dyn Future<Output = (StreamReader<u8>, StreamResult, Vec<u8>)>>>;
-type WriteFut = Pin<Box<dyn Future<Output = (StreamWriter<u8>, StreamResult, usize)>>>;
-
-enum ReadState {
-    Idle(StreamReader<u8>),
-    Reading(ReadFut),
-    Done,
-}
-enum WriteState {
-    Idle(StreamWriter<u8>),
-    Writing(WriteFut),
-    Done,
+#[derive(Serialize)]
+struct Todo {
+    id: i64,
+    title: String,
+    done: bool,
 }
 
-/// A P3 TCP connection as tokio AsyncRead/AsyncWrite.
-struct P3Stream {
-    _socket: TcpSocket,
-    read: ReadState,
-    pending: Vec<u8>,
-    write: WriteState,
+#[derive(Deserialize)]
+struct NewTodo {
+    title: String,
 }
 
-impl AsyncRead for P3Stream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
-        loop {
-            if !this.pending.is_empty() {
-                let n = this.pending.len().min(buf.remaining());
-                buf.put_slice(&this.pending[..n]);
-                this.pending.drain(..n);
-                return Poll::Ready(Ok(()));
-            }
-            match std::mem::replace(&mut this.read, ReadState::Done) {
-                ReadState::Done => return Poll::Ready(Ok(())),
-                ReadState::Idle(mut reader) => {
-                    let want = buf.remaining().max(1);
-                    this.read = ReadState::Reading(Box::pin(async move {
-                        let (result, data) = reader.read(Vec::with_capacity(want)).await;
-                        (reader, result, data)
-                    }));
-                }
-                ReadState::Reading(mut fut) => match fut.as_mut().poll(cx) {
-                    Poll::Pending => {
-                        this.read = ReadState::Reading(fut);
-                        return Poll::Pending;
-                    }
-                    Poll::Ready((reader, result, data)) => {
-                        this.pending = data;
-                        this.read = match result {
-                            StreamResult::Complete(_) => ReadState::Idle(reader),
-                            _ => ReadState::Done,
-                        };
-                    }
-                },
-            }
-        }
-    }
+fn reply(status: u16, body: String) -> Result<Response, ErrorCode> {
+    let response = http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body)
+        .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?;
+    wasip3::http_compat::http_into_wasi_response(response)
 }
 
-impl AsyncWrite for P3Stream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
-        let this = &mut *self;
-        loop {
-            match std::mem::replace(&mut this.write, WriteState::Done) {
-                WriteState::Done => return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
-                WriteState::Idle(mut writer) => {
-                    let bytes = data.to_vec();
-                    this.write = WriteState::Writing(Box::pin(async move {
-                        let n = bytes.len();
-                        let rest = writer.write_all(bytes).await;
-                        let result = if rest.is_empty() { StreamResult::Complete(n) } else { StreamResult::Dropped };
-                        (writer, result, n - rest.len())
-                    }));
-                }
-                WriteState::Writing(mut fut) => match fut.as_mut().poll(cx) {
-                    Poll::Pending => {
-                        this.write = WriteState::Writing(fut);
-                        return Poll::Pending;
-                    }
-                    Poll::Ready((writer, result, n)) => {
-                        this.write = match result {
-                            StreamResult::Complete(_) => WriteState::Idle(writer),
-                            _ => WriteState::Done,
-                        };
-                        return Poll::Ready(Ok(n));
-                    }
-                },
-            }
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> { Poll::Ready(Ok(())) }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> { Poll::Ready(Ok(())) }
+fn error(status: u16, message: &str) -> Result<Response, ErrorCode> {
+    reply(status, serde_json::json!({ "error": message }).to_string())
 }
 
-async fn connect(port: u16) -> Result<P3Stream, String> {
-    let socket = TcpSocket::create(IpAddressFamily::Ipv4).map_err(|e| format!("{e:?}"))?;
-    socket
-        .connect(IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (127, 0, 0, 1) }))
+/// Connects to the database named by `DATABASE_URL`.
+async fn client() -> Result<Client, String> {
+    let url = std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is not set".to_string())?;
+    let config: tokio_postgres::Config = url.parse().map_err(|e| format!("DATABASE_URL: {e}"))?;
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => return Err("DATABASE_URL names no TCP host".into()),
+    };
+    let address: std::net::Ipv4Addr = host
+        .parse()
+        .map_err(|_| format!("host `{host}` must be an IPv4 address for now"))?;
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let [a, b, c, d] = address.octets();
+    let socket = stream::connect((a, b, c, d), port).await?;
+    let (client, connection) = config
+        .connect_raw(socket, tokio_postgres::NoTls)
         .await
-        .map_err(|e| format!("connect: {e:?}"))?;
-    let (reader, _done) = socket.receive();
-    let (writer, outgoing) = wasip3::wit_stream::new::<u8>();
-    let _sent = socket.send(outgoing);
-    Ok(P3Stream { _socket: socket, read: ReadState::Idle(reader), pending: Vec::new(), write: WriteState::Idle(writer) })
-}
-
-struct Spike;
-
-impl wasip3::exports::http::handler::Guest for Spike {
-    async fn handle(_request: Request) -> Result<Response, ErrorCode> {
-        let port: u16 = std::env::var("PGPORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5432);
-        let body = match run(port).await {
-            Ok(text) => text,
-            Err(e) => format!("error: {e}\n"),
-        };
-        let response = http::Response::builder().body(body).map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?;
-        wasip3::http_compat::http_into_wasi_response(response)
-    }
-}
-
-async fn run(port: u16) -> Result<String, String> {
-    let stream = connect(port).await?;
-    let mut config = tokio_postgres::Config::new();
-    config.user("postgres").dbname("postgres");
-    let (client, connection) = config.connect_raw(stream, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?;
     wasip3::spawn_local(async move {
         let _ = connection.await;
     });
-    let statement = client.prepare("SELECT $1::TEXT || ' from postgres'").await.map_err(|e| e.to_string())?;
-    let row = client.query_one(&statement, &[&"hello"]).await.map_err(|e| e.to_string())?;
-    let value: String = row.get(0);
-    Ok(format!("{value}\n"))
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS todos (id BIGSERIAL PRIMARY KEY, title TEXT NOT NULL, \
+             done BOOLEAN NOT NULL DEFAULT false)",
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(client)
+}
+
+struct Todos;
+
+impl wasip3::exports::http::handler::Guest for Todos {
+    async fn handle(request: Request) -> Result<Response, ErrorCode> {
+        let request = wasip3::http_compat::http_from_wasi_request(request)?;
+        let (parts, body) = request.into_parts();
+        let body = http_body_util::BodyExt::collect(body)
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let client = match client().await {
+            Ok(client) => client,
+            Err(e) => return error(503, &format!("database unavailable: {e}")),
+        };
+        let path = parts.uri.path().trim_end_matches('/');
+        let id = path.strip_prefix("/todos/").map(|id| id.parse::<i64>());
+        match (parts.method.as_str(), path, id) {
+            ("POST", "/todos", _) => {
+                let Ok(new) = serde_json::from_slice::<NewTodo>(&body) else {
+                    return error(400, "expected {\"title\": \"...\"}");
+                };
+                let statement = "INSERT INTO todos (title) VALUES ($1) RETURNING id, title, done";
+                match client.query_one(statement, &[&new.title]).await {
+                    Ok(row) => reply(201, json(&todo(&row))),
+                    Err(e) => error(503, &e.to_string()),
+                }
+            }
+            ("GET", "/todos", _) => {
+                match client
+                    .query("SELECT id, title, done FROM todos ORDER BY id", &[])
+                    .await
+                {
+                    Ok(rows) => reply(200, json(&rows.iter().map(todo).collect::<Vec<_>>())),
+                    Err(e) => error(503, &e.to_string()),
+                }
+            }
+            ("GET", _, Some(Ok(id))) => {
+                match client
+                    .query_opt("SELECT id, title, done FROM todos WHERE id = $1", &[&id])
+                    .await
+                {
+                    Ok(Some(row)) => reply(200, json(&todo(&row))),
+                    Ok(None) => error(404, &format!("no todo {id}")),
+                    Err(e) => error(503, &e.to_string()),
+                }
+            }
+            ("DELETE", _, Some(Ok(id))) => {
+                match client
+                    .execute("DELETE FROM todos WHERE id = $1", &[&id])
+                    .await
+                {
+                    Ok(0) => error(404, &format!("no todo {id}")),
+                    Ok(_) => reply(204, String::new()),
+                    Err(e) => error(503, &e.to_string()),
+                }
+            }
+            (_, _, Some(Err(_))) => error(400, "the id must be a number"),
+            _ => error(404, "try /todos"),
+        }
+    }
+}
+
+fn todo(row: &tokio_postgres::Row) -> Todo {
+    Todo {
+        id: row.get(0),
+        title: row.get(1),
+        done: row.get(2),
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }

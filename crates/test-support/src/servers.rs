@@ -1,6 +1,6 @@
 //! Real backend servers for tests, each on a free loopback port, started
 //! and stopped by the harness: `nats-server` with JetStream,
-//! `redis-server`, Debian's `docker-registry` and `prometheus`. `./scripts/test.sh`
+//! `redis-server`, Debian's `docker-registry`, `prometheus` and `postgresql`. `./scripts/test.sh`
 //! installs them.
 
 use std::collections::BTreeSet;
@@ -278,5 +278,126 @@ impl Prometheus {
     /// `http://127.0.0.1:<port>`, the base of its HTTP API.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A PostgreSQL server (Debian's `postgresql`) in a temporary directory,
+/// run as the `postgres` system user (Postgres refuses to run as root),
+/// trusting local connections, on a free loopback port.
+pub struct Postgres {
+    pub port: u16,
+    data: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    /// The directory of `initdb` and `pg_ctl`.
+    fn bin() -> PathBuf {
+        let found = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                versions
+                    .filter_map(Result::ok)
+                    .map(|v| v.path().join("bin"))
+                    .filter(|bin| bin.join("pg_ctl").is_file())
+                    .max()
+            });
+        found.expect("no /usr/lib/postgresql/<version>/bin; run ./scripts/test.sh, which installs postgresql")
+    }
+
+    /// Runs a Postgres tool as the `postgres` user.
+    fn tool(tool: &str, args: &[&str]) {
+        let status = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(Self::bin().join(tool))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
+        assert!(status.success(), "{tool} {args:?} failed ({status})");
+    }
+
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        // The postgres user must own what it writes: the temp dir too.
+        for path in [dir.path(), data.as_path()] {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(path)
+                .status()
+                .expect("chown runs");
+            assert!(status.success(), "chown {} failed", path.display());
+        }
+        let data_arg = data.display().to_string();
+        Self::tool(
+            "initdb",
+            &["-D", &data_arg, "-A", "trust", "-U", "postgres"],
+        );
+        let mut postgres = Self {
+            port: free_port(),
+            data,
+            _dir: dir,
+        };
+        postgres.run();
+        postgres
+    }
+
+    /// Starts the server (again) on its port, waiting until it accepts.
+    pub fn run(&mut self) {
+        let data = self.data.display().to_string();
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.data.display()
+        );
+        let log = self.data.join("server.log").display().to_string();
+        Self::tool(
+            "pg_ctl",
+            &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
+        );
+    }
+
+    /// Stops the server, as an outage would.
+    pub fn stop(&mut self) {
+        let data = self.data.display().to_string();
+        Self::tool("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Runs SQL with `psql`; its unaligned, tuples-only output.
+    pub fn psql(&self, sql: &str) -> String {
+        let output = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-tA", "-p"])
+            .arg(self.port.to_string())
+            .args(["-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            output.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.data.display().to_string();
+        // Already stopped is fine.
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(Self::bin().join("pg_ctl"))
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
