@@ -7,24 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::servers::Postgres;
-use common::{Running, fixture, url_in, wash};
-
-/// A request with an optional body; status and body.
-async fn call(method: &str, url: &str, body: &str) -> (u16, String) {
-    use http_body_util::{BodyExt, Full};
-    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let request = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .body(Full::new(bytes::Bytes::from(body.to_string())))
-        .unwrap();
-    let response = client.request(request).await.expect("request");
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
+use common::{Running, call, fixture, url_in, wash};
 
 fn dev(postgres: &Postgres, allow: bool) -> Running {
     let mut command = wash();

@@ -406,17 +406,7 @@ async fn registry_failures_are_one_line_with_what_to_do() {
 
 /// POSTs `body` to `url`; status and body.
 async fn post(url: &str, body: &str) -> (u16, String) {
-    use http_body_util::{BodyExt, Full};
-    use hyper_util::client::legacy::Client;
-    use hyper_util::rt::TokioExecutor;
-    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let request = http::Request::post(url)
-        .body(Full::new(bytes::Bytes::from(body.to_string())))
-        .unwrap();
-    let response = client.request(request).await.expect("request");
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    common::call("POST", url, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

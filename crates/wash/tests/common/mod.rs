@@ -232,6 +232,21 @@ pub fn url_in(line: &str) -> String {
     line[start..].split_whitespace().next().unwrap().to_string()
 }
 
+/// A request with `method` and `body` to `url`; status and body.
+pub async fn call(method: &str, url: &str, body: &str) -> (u16, String) {
+    let client: Client<_, http_body_util::Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = client.request(request).await.expect("request");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
 /// GET a URL; status and body.
 pub async fn get(url: &str) -> (u16, String) {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
