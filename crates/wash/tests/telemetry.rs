@@ -366,3 +366,31 @@ async fn grpc_export_reaches_a_grpc_collector() {
     .await;
     assert!(dev.terminate().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasi_logging_lines_carry_the_trace() {
+    let (port, _received) = receiver().await;
+    let mut command = wash();
+    command
+        .args(["dev", "--no-watch", "--address", "127.0.0.1:0"])
+        .args(["--otel-endpoint", &format!("http://127.0.0.1:{port}")])
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .arg(fixture("plugin_probe"));
+    let dev = Running::spawn(command);
+    let url = url_in(&dev.wait_for("Serving", Duration::from_secs(120)).await);
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let request = http::Request::post(format!("{url}log/info"))
+        .header("traceparent", format!("00-{TRACE}-{PARENT}-01"))
+        .body(Full::new(Bytes::from("logged under the trace")))
+        .unwrap();
+    let response = client.request(request).await.expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let line = dev
+        .wait_for_stderr("logged under the trace", Duration::from_secs(10))
+        .await;
+    assert!(line.contains(&format!("trace_id={TRACE}")), "{line}");
+    assert!(line.contains("span_id="), "{line}");
+    assert!(dev.terminate().await);
+}

@@ -73,10 +73,13 @@ impl logging::Host for PluginView<'_> {
         };
         let (workload, component) = (&who.workload_id, &who.component);
         let ids = self.trace.get();
-        let (trace_id, span_id) = match &ids {
-            Some(ids) => (Some(ids.trace_id.as_str()), Some(ids.span_id.as_str())),
-            None => (None, None),
-        };
+        // Displayed bare, as on guest stdout/stderr lines.
+        let trace_id = ids
+            .as_ref()
+            .map(|ids| tracing::field::display(ids.trace_id.as_str()));
+        let span_id = ids
+            .as_ref()
+            .map(|ids| tracing::field::display(ids.span_id.as_str()));
         macro_rules! emit {
             ($level:ident) => {
                 tracing::$level!(
