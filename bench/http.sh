@@ -29,6 +29,9 @@ THEIRS_PORT=18702
 P2=components/target/wasm32-wasip2/release/http_hello_world.wasm
 P3=components/target/wasm32-wasip2/release/http_hello_p3.wasm
 
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
 say() { printf '==> %s\n' "$*" >&2; }
 
 if ! command -v wrk >/dev/null; then
@@ -52,28 +55,10 @@ cargo build --release -p wash
 cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml \
     -p http-hello-world -p http-hello-p3
 
-wait_ready() {
-    for _ in $(seq 1 300); do
-        curl -fs "http://127.0.0.1:$1/" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "server on port $1 did not come up" >&2
-    return 1
-}
+wait_ready() { wait_for_url "http://127.0.0.1:$1/"; }
 
-# Prints "<req/s> <p99 in ms>" for the server on port $1.
-load() {
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "http://127.0.0.1:$1/" >/dev/null # warm-up
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$1/" | awk '
-        /Requests\/sec/ { rps = $2 }
-        /^ +99%/ {
-            v = $2; unit = v; gsub(/[0-9.]/, "", unit); gsub(/[a-z]/, "", v)
-            if (unit == "us") v = v / 1000; else if (unit == "s") v = v * 1000
-            p99 = v
-        }
-        /Non-2xx/ { bad = $4 }
-        END { printf "%s %.2f %d\n", rps, p99, bad }'
-}
+# Prints "<req/s> <p99 in ms> <non-2xx>" for the server on port $1.
+load() { wrk_stats "$THREADS" "$CONNECTIONS" "$DURATION" "http://127.0.0.1:$1/"; }
 
 run_server() { # name port command...
     local name=$1 port=$2; shift 2

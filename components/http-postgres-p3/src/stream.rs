@@ -1,15 +1,21 @@
-//! A WASI P3 TCP connection as tokio `AsyncRead`/`AsyncWrite`, so that
+//! A pair of WASI P3 byte streams (a TCP connection, or the cleartext side
+//! of a wasi:tls session) as tokio `AsyncRead`/`AsyncWrite`, so that
 //! tokio-postgres can speak the Postgres protocol over it.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use wasip3::sockets::types::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, TcpSocket};
+use wasip3::sockets::types::{
+    IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress, TcpSocket,
+};
 use wasip3::wit_bindgen::rt::async_support::{StreamReader, StreamResult, StreamWriter};
 
 type ReadFut = Pin<Box<dyn Future<Output = (StreamReader<u8>, StreamResult, Vec<u8>)>>>;
+/// What outlives a connection's streams.
+pub type Keep = Vec<Box<dyn Any>>;
 type WriteFut = Pin<Box<dyn Future<Output = (StreamWriter<u8>, StreamResult, usize)>>>;
 
 enum ReadState {
@@ -23,15 +29,45 @@ enum WriteState {
     Done,
 }
 
-/// A P3 TCP connection as tokio AsyncRead/AsyncWrite.
-pub struct P3Stream {
-    _socket: TcpSocket,
+/// Two P3 byte streams as one tokio AsyncRead/AsyncWrite.
+pub struct Duplex {
+    /// What must live as long as the streams (the socket, the TLS
+    /// connector and the futures of its pumps).
+    #[cfg_attr(
+        not(feature = "tls"),
+        allow(dead_code, reason = "only TLS takes it back")
+    )]
+    keep: Keep,
     read: ReadState,
+    /// Bytes read from the stream but not yet handed to the reader.
     pending: Vec<u8>,
     write: WriteState,
 }
 
-impl AsyncRead for P3Stream {
+impl Duplex {
+    pub fn new(reader: StreamReader<u8>, writer: StreamWriter<u8>, keep: Keep) -> Self {
+        Self {
+            keep,
+            read: ReadState::Idle(reader),
+            pending: Vec::new(),
+            write: WriteState::Idle(writer),
+        }
+    }
+
+    /// The streams back, to layer TLS on them; `None` when a read or write
+    /// is in flight or read bytes are waiting (they would be lost).
+    #[cfg(feature = "tls")]
+    pub fn into_parts(self) -> Option<(StreamReader<u8>, StreamWriter<u8>, Keep)> {
+        match (self.read, self.write) {
+            (ReadState::Idle(reader), WriteState::Idle(writer)) if self.pending.is_empty() => {
+                Some((reader, writer, self.keep))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl AsyncRead for Duplex {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -72,7 +108,7 @@ impl AsyncRead for P3Stream {
     }
 }
 
-impl AsyncWrite for P3Stream {
+impl AsyncWrite for Duplex {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -119,20 +155,34 @@ impl AsyncWrite for P3Stream {
     }
 }
 
-/// Connects to `address:port` (IPv4).
-pub async fn connect(address: (u8, u8, u8, u8), port: u16) -> Result<P3Stream, String> {
-    let socket = TcpSocket::create(IpAddressFamily::Ipv4).map_err(|e| format!("{e:?}"))?;
+/// Connects to `address:port` over TCP.
+pub async fn connect(address: IpAddress, port: u16) -> Result<Duplex, String> {
+    let (family, remote) = match address {
+        IpAddress::Ipv4(address) => (
+            IpAddressFamily::Ipv4,
+            IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address }),
+        ),
+        IpAddress::Ipv6(address) => (
+            IpAddressFamily::Ipv6,
+            IpSocketAddress::Ipv6(Ipv6SocketAddress {
+                port,
+                flow_info: 0,
+                address,
+                scope_id: 0,
+            }),
+        ),
+    };
+    let socket = TcpSocket::create(family).map_err(|e| format!("socket: {e:?}"))?;
     socket
-        .connect(IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address }))
+        .connect(remote)
         .await
         .map_err(|e| format!("connect: {e:?}"))?;
-    let (reader, _done) = socket.receive();
+    let (reader, received) = socket.receive();
     let (writer, outgoing) = wasip3::wit_stream::new::<u8>();
-    let _sent = socket.send(outgoing);
-    Ok(P3Stream {
-        _socket: socket,
-        read: ReadState::Idle(reader),
-        pending: Vec::new(),
-        write: WriteState::Idle(writer),
-    })
+    let sent = socket.send(outgoing);
+    Ok(Duplex::new(
+        reader,
+        writer,
+        vec![Box::new(socket), Box::new(received), Box::new(sent)],
+    ))
 }

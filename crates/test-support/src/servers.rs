@@ -281,6 +281,15 @@ impl Prometheus {
     }
 }
 
+/// What [`Postgres::start_with`] sets up.
+#[derive(Debug, Default, Clone)]
+pub struct PostgresOptions {
+    /// Serve TLS (`ssl = on`) with this certificate and key (PEM).
+    pub tls: Option<(String, String)>,
+    /// Login roles (user, password) that must authenticate over TCP.
+    pub password_users: Vec<(String, String)>,
+}
+
 /// A PostgreSQL server (Debian's `postgresql`) in a temporary directory,
 /// run as the `postgres` system user (Postgres refuses to run as root),
 /// trusting local connections, on a free loopback port.
@@ -319,6 +328,12 @@ impl Postgres {
     }
 
     pub fn start() -> Self {
+        Self::start_with(PostgresOptions::default())
+    }
+
+    /// As [`Self::start`], with TLS and login roles set up before it first
+    /// accepts connections.
+    pub fn start_with(options: PostgresOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("data dir");
@@ -336,12 +351,52 @@ impl Postgres {
             "initdb",
             &["-D", &data_arg, "-A", "trust", "-U", "postgres"],
         );
+        // Roles with a password must give it over TCP (scram-sha-256); the
+        // first matching line of pg_hba.conf wins, so these go on top.
+        if !options.password_users.is_empty() {
+            let hba = data.join("pg_hba.conf");
+            let rest = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+            let mut lines: String = options
+                .password_users
+                .iter()
+                .map(|(user, _)| format!("host all {user} 127.0.0.1/32 scram-sha-256\n"))
+                .collect();
+            lines.push_str(&rest);
+            std::fs::write(&hba, lines).expect("pg_hba.conf");
+        }
+        if let Some((cert, key)) = &options.tls {
+            // Postgres wants its key private and its own.
+            for (name, pem) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, pem).expect("TLS files");
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .expect("chmod");
+                let status = Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(&path)
+                    .status()
+                    .expect("chown runs");
+                assert!(status.success(), "chown {} failed", path.display());
+            }
+            let conf = data.join("postgresql.conf");
+            let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
+            text.push_str("\nssl = on\n");
+            std::fs::write(&conf, text).expect("postgresql.conf");
+        }
         let mut postgres = Self {
             port: free_port(),
             data,
             _dir: dir,
         };
         postgres.run();
+        for (user, password) in &options.password_users {
+            postgres.psql(&format!(
+                "CREATE ROLE {user} LOGIN PASSWORD '{password}'; GRANT CREATE ON SCHEMA public TO {user}"
+            ));
+        }
         postgres
     }
 
@@ -369,6 +424,11 @@ impl Postgres {
     /// `postgres://postgres@127.0.0.1:<port>/postgres`.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `postgres://<user>@<host>:<port>/postgres`.
+    pub fn url_as(&self, user: &str, host: &str) -> String {
+        format!("postgres://{user}@{host}:{}/postgres", self.port)
     }
 
     /// Runs SQL with `psql`; its unaligned, tuples-only output.

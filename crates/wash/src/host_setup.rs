@@ -130,7 +130,8 @@ pub struct HostSetup {
     pub address_flag: &'static str,
     /// Routes requests to workloads.
     pub router: Arc<dyn Router>,
-    /// Extra CAs that outbound HTTPS trusts, besides the web's roots.
+    /// Extra CAs that outbound HTTPS and guests' `wasi:tls` connections
+    /// trust, besides the web's roots.
     pub ca_paths: Vec<PathBuf>,
     /// Capability plugins.
     pub plugins: Vec<Plugin>,
@@ -144,14 +145,22 @@ pub struct HostSetup {
 
 /// Builds and starts the host.
 pub async fn start(setup: HostSetup) -> Result<Host> {
-    let engine = EngineBuilder::new()
-        .with_compile_cache(paths::compile_cache_dir())
-        .build()
-        .context("cannot set up the WebAssembly engine")?;
     let trust = setup
         .ca_paths
         .iter()
         .fold(TrustRoots::webpki(), |roots, path| roots.with_ca_file(path));
+    let engine = EngineBuilder::new().with_compile_cache(paths::compile_cache_dir());
+    // Guests' own TLS (wasi:tls) trusts what outbound HTTPS trusts.
+    #[cfg(feature = "wasi-tls")]
+    let engine = engine.with_tls_provider(Arc::new(
+        wash_runtime::tls::wasi::RustlsTlsProvider::builder()
+            .trust(trust.clone())
+            .build()
+            .context("cannot set up wasi:tls (check --http-client-ca-path)")?,
+    ));
+    let engine = engine
+        .build()
+        .context("cannot set up the WebAssembly engine")?;
     let outgoing = DefaultOutgoingHandler::builder()
         .trust(trust)
         .build()

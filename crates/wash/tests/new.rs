@@ -20,7 +20,12 @@ fn pin_like_the_fixtures(project: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_builtin_template_makes_a_project_that_builds() {
     let dir = tempfile::tempdir().unwrap();
-    for template in ["http-hello-world", "http-kv-counter", "http-client"] {
+    for template in [
+        "http-hello-world",
+        "http-kv-counter",
+        "http-client",
+        "http-postgres",
+    ] {
         let name = format!("my-{template}");
         // `run` closes stdin: nothing could answer a prompt.
         let created = run(
@@ -58,13 +63,27 @@ async fn every_builtin_template_makes_a_project_that_builds() {
         let world = run(&["inspect", artifact], None).await;
         assert!(world.success, "{}", world.stderr);
         assert!(
-            world.stdout.contains("export wasi:http/incoming-handler"),
+            // P2 or P3 HTTP.
+            world.stdout.contains("export wasi:http/incoming-handler")
+                || world.stdout.contains("export wasi:http/handler@0.3"),
             "{}",
             world.stdout
         );
         if template == "http-kv-counter" {
             assert!(
                 world.stdout.contains("import wasi:keyvalue/atomics"),
+                "{}",
+                world.stdout
+            );
+        }
+        if template == "http-postgres" {
+            // A P3 component dialing out itself; TLS only when asked for,
+            // so it runs on hosts without wasi:tls.
+            assert!(
+                world.stdout.contains("export wasi:http/handler@0.3")
+                    && world.stdout.contains("import wasi:sockets/types@0.3")
+                    && world.stdout.contains("import wasi:config/store")
+                    && !world.stdout.contains("wasi:tls"),
                 "{}",
                 world.stdout
             );

@@ -4,49 +4,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use common::ca::Ca;
 use common::hosts::{push_hello, start_host};
 use common::servers::{Nats, Registry};
 use common::{Running, assert_clean_error, hello_project, run, url_in, wash};
-use rcgen::{CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
-/// A CA made for the test, written to `<dir>/<name>-ca.pem`.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-    pem: PathBuf,
-}
-
-impl Ca {
-    fn new(dir: &Path, name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let pem = dir.join(format!("{name}-ca.pem"));
-        std::fs::write(&pem, issuer.pem()).unwrap();
-        Self { issuer, pem }
-    }
-
-    /// A leaf for `names`, written to `<cert>` and `<key>`.
-    fn issue(&self, names: &[&str], cert: &Path, key: &Path) {
-        let pair = KeyPair::generate().unwrap();
-        let params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        let leaf = params.signed_by(&pair, &self.issuer).unwrap();
-        std::fs::create_dir_all(cert.parent().unwrap()).unwrap();
-        // Written whole and then moved, as a rotation would be.
-        let tmp = cert.with_extension("tmp");
-        std::fs::write(&tmp, leaf.pem()).unwrap();
-        std::fs::write(key, pair.serialize_pem()).unwrap();
-        std::fs::rename(&tmp, cert).unwrap();
-    }
-}
 
 /// curl with `args`; its output.
 fn curl(args: &[&str]) -> Output {

@@ -69,10 +69,17 @@ pub struct DevArgs {
     #[arg(long = "allow-loopback-port", value_name = "PORT")]
     pub loopback_ports: Vec<u16>,
 
-    /// Extra CA certificates (PEM) to trust for outbound HTTPS, on top of
-    /// the webpki roots (repeatable).
+    /// Extra CA certificates (PEM) to trust for outbound HTTPS and the
+    /// component's own TLS connections (`wasi:tls`), on top of the webpki
+    /// roots (repeatable).
     #[arg(long = "http-client-ca-path", value_name = "FILE")]
     pub http_client_ca_paths: Vec<PathBuf>,
+
+    /// Host name the component may resolve through `wasi:sockets`
+    /// (repeatable; none by default). Connecting still needs the address in
+    /// `--allow-host` or `--allow-loopback-port`.
+    #[arg(long = "allow-name-lookup", value_name = "NAME")]
+    pub name_lookups: Vec<String>,
 
     /// Keep this many instances warm and reuse them across requests
     /// (0: a fresh instance per request). Warm instances keep their memory
@@ -352,6 +359,12 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
                 .iter()
                 .chain(&args.loopback_ports)
                 .map(u16::to_string)
+                .collect(),
+            allowed_ip_name_lookups: workload_config
+                .allowed_ip_name_lookups
+                .iter()
+                .chain(&args.name_lookups)
+                .cloned()
                 .collect(),
             environment: workload_config
                 .environment

@@ -82,7 +82,8 @@ pub struct HostArgs {
     #[arg(long, value_name = "ADDR", env = "WASH_ADMIN_ADDR")]
     pub admin_addr: Option<String>,
 
-    /// Extra CA certificates (PEM) for components' outbound HTTPS.
+    /// Extra CA certificates (PEM) for components' outbound HTTPS and
+    /// their own TLS connections (`wasi:tls`).
     #[arg(long = "http-client-ca-path", value_name = "FILE")]
     pub http_client_ca_paths: Vec<PathBuf>,
 

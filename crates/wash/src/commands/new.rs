@@ -15,7 +15,7 @@ use crate::output::emit;
 #[derive(Debug, Args)]
 pub struct NewArgs {
     /// A built-in template (`http-hello-world`, `http-kv-counter`,
-    /// `http-messaging`, `http-client`) or a git URL.
+    /// `http-messaging`, `http-postgres`, `http-client`) or a git URL.
     pub template: String,
     /// Name of the project (and its directory).
     #[arg(long)]
@@ -39,6 +39,16 @@ macro_rules! file {
         TemplateFile {
             path: $path,
             contents: include_str!(concat!("../../templates/", $source)),
+        }
+    };
+}
+
+/// A file of the `http-postgres` example in `components/`.
+macro_rules! example {
+    ($path:literal, $source:literal) => {
+        TemplateFile {
+            path: $path,
+            contents: include_str!(concat!("../../../../components/http-postgres-p3/", $source)),
         }
     };
 }
@@ -83,6 +93,37 @@ const TEMPLATES: &[(&str, &str, &[TemplateFile])] = &[
             file!("wit/world.wit", "http-messaging/wit/world.wit"),
             file!(".wash/config.yaml", "http-messaging/.wash/config.yaml"),
             file!(".gitignore", "gitignore"),
+        ],
+    ),
+    (
+        "http-postgres",
+        "a WASI P3 JSON API over a Postgres table (wasi:sockets, optional wasi:tls)",
+        &[
+            file!("Cargo.toml", "http-postgres/Cargo.toml.in"),
+            file!("README.md", "http-postgres/README.md"),
+            file!(".wash/config.yaml", "http-postgres/.wash/config.yaml"),
+            file!(".gitignore", "gitignore"),
+            // The code and WIT are the example's in components/, which the
+            // tests run against a real Postgres.
+            example!("src/lib.rs", "src/lib.rs"),
+            example!("src/db.rs", "src/db.rs"),
+            example!("src/stream.rs", "src/stream.rs"),
+            example!("src/tls.rs", "src/tls.rs"),
+            example!("wit/world.wit", "wit/world.wit"),
+            TemplateFile {
+                path: "wit/deps/wasi-config-0.2.0-rc.1/package.wit",
+                contents: include_str!("../../../../wit/deps/wasi-config-0.2.0-rc.1/package.wit"),
+            },
+            TemplateFile {
+                path: "wit/deps/wasmcloud-secrets-0.1.0-draft/package.wit",
+                contents: include_str!(
+                    "../../../../wit/deps/wasmcloud-secrets-0.1.0-draft/package.wit"
+                ),
+            },
+            TemplateFile {
+                path: "wit/deps/wasi-tls-0.3.0-draft/package.wit",
+                contents: include_str!("../../../../components/tls-client/wit/tls.wit"),
+            },
         ],
     ),
     (

@@ -133,6 +133,13 @@ pub struct WorkloadConfig {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub allowed_host_loopback_ports: Vec<u16>,
+    /// Host names the component may resolve through `wasi:sockets`.
+    #[serde(
+        rename = "allowedIpNameLookups",
+        alias = "allowed_ip_name_lookups",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub allowed_ip_name_lookups: Vec<String>,
     /// Environment variables of the component.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,

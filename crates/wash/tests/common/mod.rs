@@ -4,6 +4,7 @@
 #[allow(unused_imports, reason = "not every test binary starts servers")]
 pub use test_support::servers;
 
+pub mod ca;
 pub mod hosts;
 
 use std::path::{Path, PathBuf};
@@ -234,17 +235,32 @@ pub fn url_in(line: &str) -> String {
 
 /// A request with `method` and `body` to `url`; status and body.
 pub async fn call(method: &str, url: &str, body: &str) -> (u16, String) {
+    let (status, _, body) = request(method, url, None, body).await;
+    (status, body)
+}
+
+/// A request with `method`, an optional `Host` header and `body` to `url`;
+/// status, headers and body.
+pub async fn request(
+    method: &str,
+    url: &str,
+    host: Option<&str>,
+    body: &str,
+) -> (u16, http::HeaderMap, String) {
     let client: Client<_, http_body_util::Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
-    let request = http::Request::builder()
-        .method(method)
-        .uri(url)
+    let mut request = http::Request::builder().method(method).uri(url);
+    if let Some(host) = host {
+        request = request.header(http::header::HOST, host);
+    }
+    let request = request
         .body(http_body_util::Full::new(Bytes::from(body.to_string())))
         .unwrap();
     let response = client.request(request).await.expect("request");
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// GET a URL; status and body.
