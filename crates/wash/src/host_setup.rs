@@ -17,6 +17,7 @@ use wash_runtime::oci::OciClient;
 use wash_runtime::plugin::blobstore::{
     Blobstore, BlobstoreBackend, FilesystemBlobstore, InMemoryBlobstore, NatsBlobstore,
 };
+use wash_runtime::plugin::component::{ComponentPluginSource, ComponentPluginSpec};
 use wash_runtime::plugin::config::Config;
 use wash_runtime::plugin::keyvalue::{
     FilesystemKeyValue, InMemoryKeyValue, KeyValue, KeyValueBackend, NatsKeyValue, RedisKeyValue,
@@ -141,6 +142,31 @@ pub struct HostSetup {
     pub request_timeout: Option<Duration>,
     /// HTTPS instead of plain HTTP.
     pub tls: Option<TlsSettings>,
+    /// Component plugins.
+    pub component_plugins: Vec<crate::config::PluginEntry>,
+}
+
+/// What the runtime loads for a plugin entry.
+fn component_plugin(entry: &crate::config::PluginEntry) -> Result<ComponentPluginSpec> {
+    entry.check().map_err(anyhow::Error::msg)?;
+    let source = match (&entry.file, &entry.image) {
+        (Some(file), _) => ComponentPluginSource::File(file.clone()),
+        (None, Some(image)) => ComponentPluginSource::Image(image.clone()),
+        (None, None) => anyhow::bail!("host plugin `{}` has no file or image", entry.id),
+    };
+    let mut spec = ComponentPluginSpec::new(&entry.id, source);
+    spec.digest = entry.digest.clone();
+    if let Some(max) = entry.max_restarts {
+        spec.max_restarts = max;
+    }
+    let resources = &mut spec.local_resources;
+    resources.config = entry.config.clone();
+    resources.allowed_hosts = entry.allowed_hosts.clone();
+    resources.memory_limit_mb = entry
+        .memory_limit_mb
+        .map_or(0, |m| m.min(i32::MAX as u32) as i32);
+    resources.request_timeout_ms = entry.timeout_ms.unwrap_or(0);
+    Ok(spec)
 }
 
 /// Builds and starts the host.
@@ -180,6 +206,9 @@ pub async fn start(setup: HostSetup) -> Result<Host> {
     }
     for plugin in setup.plugins {
         builder = builder.with_plugin(plugin)?;
+    }
+    for entry in &setup.component_plugins {
+        builder = builder.with_component_plugin(component_plugin(entry)?)?;
     }
     builder.start().await.map_err(|e| match e {
         HostError::Bind { addr, source } => anyhow::anyhow!(

@@ -11,6 +11,7 @@ use super::{DEFAULT_REQUEST_TIMEOUT, Host, HostError, HostInner};
 use crate::egress::{DefaultOutgoingHandler, OutgoingHandler};
 use crate::engine::{Engine, EngineBuilder};
 use crate::plugin::Plugin;
+use crate::plugin::component::{self, ComponentPluginSpec, LoadedPlugin, identity::Identity};
 
 /// Builds a [`Host`].
 ///
@@ -34,6 +35,7 @@ pub struct HostBuilder {
     allow_private_networks: bool,
     component_slots: Option<usize>,
     plugins: Vec<Plugin>,
+    component_plugins: Vec<ComponentPluginSpec>,
 }
 
 impl Default for HostBuilder {
@@ -54,6 +56,7 @@ impl HostBuilder {
             allow_private_networks: false,
             component_slots: None,
             plugins: Vec::new(),
+            component_plugins: Vec::new(),
         }
     }
 
@@ -78,6 +81,19 @@ impl HostBuilder {
             return Err(HostError::DuplicatePlugin(plugin.id().to_string()));
         }
         self.plugins.push(plugin);
+        Ok(self)
+    }
+
+    /// Adds a component plugin: loaded (read or pulled, compiled, its
+    /// digest checked) and started when the host starts, in the order their
+    /// imports of each other need. Ids must be unique.
+    pub fn with_component_plugin(mut self, spec: ComponentPluginSpec) -> Result<Self, HostError> {
+        if self.component_plugins.iter().any(|p| p.id == spec.id)
+            || self.plugins.iter().any(|p| p.id() == spec.id)
+        {
+            return Err(HostError::DuplicatePlugin(spec.id));
+        }
+        self.component_plugins.push(spec);
         Ok(self)
     }
 
@@ -127,7 +143,24 @@ impl HostBuilder {
                 Some(outgoing) => outgoing,
                 None => Arc::new(DefaultOutgoingHandler::builder().build()?),
             };
-        for plugin in &self.plugins {
+        // Component plugins: loaded first, so that a bad one stops the
+        // start before anything listens; listed before the native plugins,
+        // so that they serve the interfaces they were added for.
+        let mut loaded: Vec<LoadedPlugin> = Vec::new();
+        for spec in self.component_plugins {
+            loaded.push(component::load(&engine, self.oci.as_ref(), spec).await?);
+        }
+        let order = component::start_order(&loaded)?;
+        let identity = Identity::default();
+        let mut plugins: Vec<Plugin> = loaded
+            .iter()
+            .map(|l| Plugin::new(l.plugin.share()))
+            .collect();
+        if !loaded.is_empty() {
+            plugins.push(Plugin::new(identity.clone()));
+        }
+        plugins.extend(self.plugins);
+        for plugin in &plugins {
             plugin.start().await?;
         }
         let registry = Arc::new(Registry::default());
@@ -151,12 +184,12 @@ impl HostBuilder {
             _ => None,
         };
         let engine_slots = engine.max_instances() as usize;
-        Ok(Host {
+        let host = Host {
             inner: Arc::new(HostInner {
                 engine,
                 linker,
                 provided: ProvidedInterfaces::wasi(),
-                plugins: self.plugins,
+                plugins,
                 oci: self.oci.map(Arc::new),
                 registry,
                 router,
@@ -176,6 +209,11 @@ impl HostBuilder {
                 bindings: Arc::default(),
                 metrics: Arc::new(crate::host::HostMetrics::new()),
             }),
-        })
+        };
+        for index in order {
+            host.start_component_plugin(&loaded[index], &identity)
+                .await?;
+        }
+        Ok(host)
     }
 }

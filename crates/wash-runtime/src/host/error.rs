@@ -76,6 +76,9 @@ pub enum HostError {
     /// Two plugins with the same id.
     #[error("a plugin with id `{0}` is already registered")]
     DuplicatePlugin(String),
+    /// A component plugin could not be loaded or started.
+    #[error(transparent)]
+    ComponentPlugin(#[from] crate::plugin::component::ComponentPluginError),
     /// A plugin failed to start, bind or stop.
     #[error(transparent)]
     Plugin(#[from] PluginError),

@@ -10,11 +10,13 @@
 //! | `bound.rs` | the plugins bound to a workload, unbound when it ends |
 //! | `resolve.rs` | one component: compile, check imports, link, pre-instantiate |
 //! | `volumes.rs` | host directories behind volumes |
+//! | `component_plugins.rs` | component plugins started as workloads of their own |
 //! | `http/` | the ingress: server, routers, request service |
 
 pub mod admin;
 mod bound;
 mod builder;
+mod component_plugins;
 mod error;
 pub mod http;
 mod interfaces;

@@ -203,11 +203,18 @@ impl ResolveContext<'_> {
             if self.provided.provides(import) {
                 continue;
             }
-            let Some(index) = self
-                .plugins
-                .iter()
-                .position(|p| p.world().iter().any(|w| w.provides(import)))
-            else {
+            let provides = |p: &Plugin| p.world().iter().any(|w| w.provides(import));
+            // A host interface entry naming a plugin (`name`) picks it;
+            // otherwise the first plugin providing the import (component
+            // plugins come first: an operator added them on purpose).
+            let named = self.plugins.iter().position(|p| {
+                provides(p)
+                    && workload.host_interfaces.iter().any(|i| {
+                        i.name.as_deref() == Some(p.id())
+                            && import.starts_with(&format!("{}:{}/", i.namespace, i.package))
+                    })
+            });
+            let Some(index) = named.or_else(|| self.plugins.iter().position(provides)) else {
                 return Err(ResolveError::MissingImport {
                     origin: origin_of(workload, component),
                     interface: import.to_string(),

@@ -14,6 +14,7 @@
 
 mod backends;
 pub mod blobstore;
+pub mod component;
 pub mod config;
 mod fs;
 pub mod keyvalue;

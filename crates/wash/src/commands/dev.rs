@@ -81,6 +81,12 @@ pub struct DevArgs {
     #[arg(long = "allow-name-lookup", value_name = "NAME")]
     pub name_lookups: Vec<String>,
 
+    /// A component plugin to load: `id=NAME,file=PATH` or
+    /// `id=NAME,image=REF[,digest=sha256:...]`, with `max-restarts=N`.
+    /// Repeatable; adds to `dev.host_plugins`.
+    #[arg(long = "host-plugin", value_name = "SPEC", value_parser = crate::config::PluginEntry::parse)]
+    pub host_plugins: Vec<crate::config::PluginEntry>,
+
     /// Keep this many instances warm and reuse them across requests
     /// (0: a fresh instance per request). Warm instances keep their memory
     /// between requests.
@@ -334,6 +340,12 @@ pub async fn run(global: &GlobalArgs, args: DevArgs) -> Result<()> {
         oci: None,
         request_timeout: args.request_timeout,
         tls: tls.clone(),
+        component_plugins: dev_config
+            .host_plugins
+            .iter()
+            .chain(&args.host_plugins)
+            .cloned()
+            .collect(),
     })
     .await?;
     let url = format!(
@@ -476,6 +488,9 @@ fn resolve_paths(mut dev: DevConfig, root: &Path) -> DevConfig {
     resolve(&mut dev.tls_ca_path);
     resolve(&mut dev.tls_cert_path);
     resolve(&mut dev.tls_key_path);
+    for plugin in &mut dev.host_plugins {
+        resolve(&mut plugin.file);
+    }
     for volume in &mut dev.volumes {
         if volume.host_path.is_relative() {
             volume.host_path = root.join(&volume.host_path);

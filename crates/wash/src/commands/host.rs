@@ -82,6 +82,12 @@ pub struct HostArgs {
     #[arg(long, value_name = "ADDR", env = "WASH_ADMIN_ADDR")]
     pub admin_addr: Option<String>,
 
+    /// A component plugin to load: `id=NAME,file=PATH` or
+    /// `id=NAME,image=REF[,digest=sha256:...]`, with `max-restarts=N`
+    /// (default 3). Repeatable; adds to `host.plugins`.
+    #[arg(long = "host-plugin", value_name = "SPEC", value_parser = crate::config::PluginEntry::parse)]
+    pub host_plugins: Vec<crate::config::PluginEntry>,
+
     /// Extra CA certificates (PEM) for components' outbound HTTPS and
     /// their own TLS connections (`wasi:tls`).
     #[arg(long = "http-client-ca-path", value_name = "FILE")]
@@ -214,6 +220,9 @@ fn with_config(mut args: HostArgs, config: HostConfig) -> Result<Settled> {
         .extend(config.allow_insecure_registries);
     args.oci_cache_dir = args.oci_cache_dir.take().or(config.oci_cache_dir);
     args.data_nats_url = args.data_nats_url.take().or(config.data_nats_url);
+    let mut plugins = config.plugins;
+    plugins.append(&mut args.host_plugins);
+    args.host_plugins = plugins;
     Ok(Settled {
         host_group: args
             .host_group
@@ -300,6 +309,9 @@ fn host_config(locations: &Locations) -> Result<HostConfig> {
     ] {
         *path = path.as_deref().map(|p| loaded.resolve(p));
     }
+    for plugin in &mut host.plugins {
+        plugin.file = plugin.file.as_deref().map(|p| loaded.resolve(p));
+    }
     Ok(host)
 }
 
@@ -378,6 +390,7 @@ pub async fn run(global: &GlobalArgs, args: HostArgs) -> Result<()> {
         oci: Some(oci),
         request_timeout: None,
         tls: tls.clone(),
+        component_plugins: args.host_plugins.clone(),
     })
     .await?;
 
@@ -490,12 +503,30 @@ mod tests {
         std::fs::create_dir(project.path().join(".wash")).unwrap();
         std::fs::write(
             project.path().join(".wash/config.yaml"),
-            "host:\n  oci_cache_dir: cache/oci\n",
+            "host:\n  oci_cache_dir: cache/oci\n  plugins:\n    - {id: kv, file: plugins/kv.wasm, max-restarts: 1}\n",
         )
         .unwrap();
         let user = project.path().join("user.yaml");
         std::fs::write(&user, "{}\n").unwrap();
         let config = host_config(&Locations::new(project.path(), Some(user))).unwrap();
         assert_eq!(config.oci_cache_dir, Some(project.path().join("cache/oci")));
+        // Plugin files too; `--host-plugin` adds to the config's.
+        assert_eq!(
+            config.plugins[0].file,
+            Some(project.path().join("plugins/kv.wasm"))
+        );
+        assert_eq!(config.plugins[0].max_restarts, Some(1));
+        let settled = with_config(
+            args(&["--host-plugin", "id=greeter,image=reg/greeter:1"]),
+            config,
+        )
+        .unwrap();
+        let ids: Vec<&str> = settled
+            .args
+            .host_plugins
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect();
+        assert_eq!(ids, ["kv", "greeter"]);
     }
 }

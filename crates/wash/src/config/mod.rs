@@ -149,6 +149,116 @@ pub struct WorkloadConfig {
     pub secrets: BTreeMap<String, String>,
 }
 
+/// A component plugin: a capability written as a component, loaded by the
+/// host (`wash host --host-plugin`, `host.plugins`, `dev.host_plugins`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PluginEntry {
+    /// Its id; it runs as the workload `plugin:<id>`.
+    pub id: String,
+    /// A component file...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// ...or an OCI image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// `sha256:<hex>` the component must have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Restarts after failures before it is marked failed (default 3).
+    #[serde(
+        rename = "max-restarts",
+        alias = "max_restarts",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_restarts: Option<u32>,
+    /// Its own `wasi:config` values.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Hosts its outbound HTTP and sockets may reach.
+    #[serde(
+        rename = "allowedHosts",
+        alias = "allowed_hosts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Its memory limit in MiB (default 256).
+    #[serde(
+        rename = "memory-limit-mb",
+        alias = "memory_limit_mb",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub memory_limit_mb: Option<u32>,
+    /// How long one call into it may take, in milliseconds (default: the
+    /// host's request deadline).
+    #[serde(
+        rename = "timeout-ms",
+        alias = "timeout_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout_ms: Option<u64>,
+}
+
+impl PluginEntry {
+    /// Parses `id=NAME,file=PATH` or `id=NAME,image=REF[,digest=sha256:...]`,
+    /// with optional `max-restarts=N`, `memory-limit-mb=N`, `timeout-ms=N`,
+    /// `config.KEY=VALUE` and `allow-host=HOST` (both repeatable).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let number = |key: &str, value: &str| {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{key} `{value}` in `{raw}` is not a number"))
+        };
+        let mut entry = PluginEntry::default();
+        for part in raw.split(',').filter(|p| !p.is_empty()) {
+            let Some((key, value)) = part.split_once('=') else {
+                return Err(format!("`{part}` in `{raw}` is not KEY=VALUE"));
+            };
+            match key.trim() {
+                "id" => entry.id = value.to_string(),
+                "file" => entry.file = Some(value.into()),
+                "image" => entry.image = Some(value.to_string()),
+                "digest" => entry.digest = Some(value.to_string()),
+                "max-restarts" | "max_restarts" => {
+                    entry.max_restarts = Some(number(key, value)?.min(u32::MAX as u64) as u32)
+                }
+                "memory-limit-mb" | "memory_limit_mb" => {
+                    entry.memory_limit_mb = Some(number(key, value)?.min(u32::MAX as u64) as u32)
+                }
+                "timeout-ms" | "timeout_ms" => entry.timeout_ms = Some(number(key, value)?),
+                "allow-host" | "allowed-host" => entry.allowed_hosts.push(value.to_string()),
+                other => match other.strip_prefix("config.") {
+                    Some(name) if !name.is_empty() => {
+                        entry.config.insert(name.to_string(), value.to_string());
+                    }
+                    _ => {
+                        return Err(format!(
+                            "unknown key `{other}` in `{raw}` (expected id, file, image, \
+                             digest, max-restarts, memory-limit-mb, timeout-ms, allow-host, \
+                             config.KEY)"
+                        ));
+                    }
+                },
+            }
+        }
+        entry.check().map(|()| entry)
+    }
+
+    /// An id, and exactly one of file and image.
+    pub fn check(&self) -> Result<(), String> {
+        if self.id.is_empty() {
+            return Err("a host plugin needs an id (`id=NAME`)".into());
+        }
+        match (&self.file, &self.image) {
+            (Some(_), None) | (None, Some(_)) => Ok(()),
+            _ => Err(format!(
+                "host plugin `{}` needs one of `file=PATH` or `image=REF`",
+                self.id
+            )),
+        }
+    }
+}
+
 /// Defaults for `wash host` (its flags win).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
@@ -176,6 +286,9 @@ pub struct HostConfig {
     /// Per-host certificates by SNI: `<dir>/<host>/tls.crt` and `tls.key`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_sni_dir: Option<PathBuf>,
+    /// Component plugins the host loads.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<PluginEntry>,
 }
 
 /// `wash dev` settings.
@@ -191,6 +304,9 @@ pub struct DevConfig {
     /// Host directories mounted into the component.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<DevVolume>,
+    /// Component plugins the dev host loads.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_plugins: Vec<PluginEntry>,
     /// Serve HTTPS with this certificate (PEM)...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert_path: Option<PathBuf>,
@@ -497,4 +613,40 @@ pub fn load(locations: &Locations) -> anyhow::Result<Loaded> {
             .collect::<Vec<_>>()
             .join("\n  ")
     ))
+}
+
+#[cfg(test)]
+mod plugin_entry_tests {
+    use super::PluginEntry;
+
+    #[test]
+    fn host_plugin_specs_parse_and_bad_ones_say_what_is_wrong() {
+        let entry = PluginEntry::parse(
+            "id=kv,image=reg/kv:1,digest=sha256:ab,max-restarts=2,config.mode=fast,\
+             allow-host=a.example.com,allow-host=b.example.com,memory-limit-mb=64,timeout-ms=500",
+        )
+        .unwrap();
+        assert_eq!(entry.id, "kv");
+        assert_eq!(entry.image.as_deref(), Some("reg/kv:1"));
+        assert_eq!(entry.digest.as_deref(), Some("sha256:ab"));
+        assert_eq!(entry.max_restarts, Some(2));
+        assert_eq!(entry.config.get("mode").map(String::as_str), Some("fast"));
+        assert_eq!(entry.allowed_hosts, ["a.example.com", "b.example.com"]);
+        assert_eq!(
+            (entry.memory_limit_mb, entry.timeout_ms),
+            (Some(64), Some(500))
+        );
+
+        for (bad, says) in [
+            ("file=a.wasm", "needs an id"),
+            ("id=x", "one of `file=PATH` or `image=REF`"),
+            ("id=x,file=a,image=b", "one of `file=PATH` or `image=REF`"),
+            ("id=x,file=a,path=b", "unknown key `path`"),
+            ("id=x,file=a,max-restarts=many", "is not a number"),
+            ("id=x,file", "is not KEY=VALUE"),
+        ] {
+            let err = PluginEntry::parse(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 }

@@ -1,0 +1,46 @@
+//! Times calls into whatever provides `wasi:keyvalue` (a native plugin or
+//! a component plugin): `GET /<op>/<n>` makes `n` calls of `op` (`exists`,
+//! near a no-op; `get`, of a 100-byte value) and answers the mean
+//! nanoseconds per call.
+
+wit_bindgen::generate!({ path: "wit", world: "bench", generate_all });
+
+use std::time::Instant;
+
+use wasi::keyvalue::store;
+use wstd::http::{Body, Request, Response, StatusCode};
+
+#[wstd::http_server]
+async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Error> {
+    let path = request.uri().path().trim_start_matches('/').to_string();
+    let (op, n) = path.split_once('/').unwrap_or((path.as_str(), "1000"));
+    let n: u32 = n.parse().unwrap_or(1000).max(1);
+    let answer = (|| -> Result<String, String> {
+        let bucket = store::open("bench").map_err(|e| format!("{e:?}"))?;
+        bucket
+            .set("value", &[7u8; 100])
+            .map_err(|e| format!("{e:?}"))?;
+        let started = Instant::now();
+        for _ in 0..n {
+            match op {
+                "exists" => {
+                    bucket.exists("value").map_err(|e| format!("{e:?}"))?;
+                }
+                "get" => {
+                    bucket.get("value").map_err(|e| format!("{e:?}"))?;
+                }
+                other => return Err(format!("unknown op `{other}` (exists, get)")),
+            }
+        }
+        Ok(format!(
+            "{}\n",
+            started.elapsed().as_nanos() / u128::from(n)
+        ))
+    })();
+    match answer {
+        Ok(ns) => Ok(Response::new(ns.into())),
+        Err(e) => Ok(Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .body(format!("{e}\n").into())?),
+    }
+}

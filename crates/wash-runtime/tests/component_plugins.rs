@@ -1,0 +1,279 @@
+//! Component plugins: capabilities written as components, linked into the
+//! workloads that import them (functions and resources), knowing their
+//! caller, contained and restarted when they fail.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{client, fixture, get, http_workload, interface, send};
+use wash_runtime::host::http::{DynamicRouter, HttpServerBuilder};
+use wash_runtime::host::{Host, HostApi, HostBuilder, HostError};
+use wash_runtime::plugin::component::{
+    ComponentPluginError, ComponentPluginSource, ComponentPluginSpec,
+};
+
+fn spec(id: &str, fixture_name: &str) -> ComponentPluginSpec {
+    ComponentPluginSpec::new(id, ComponentPluginSource::Bytes(fixture(fixture_name)))
+}
+
+async fn host_with(specs: Vec<ComponentPluginSpec>) -> Result<Host, HostError> {
+    let mut builder = HostBuilder::new()
+        .with_engine(common::engine())
+        .with_request_timeout(Duration::from_secs(20))
+        .with_http(
+            HttpServerBuilder::new("127.0.0.1:0".parse().unwrap())
+                .router(Arc::new(DynamicRouter::new())),
+        );
+    for plugin in wash_runtime::plugin::builtin() {
+        builder = builder.with_plugin(plugin)?;
+    }
+    for spec in specs {
+        builder = builder.with_component_plugin(spec)?;
+    }
+    builder.start().await
+}
+
+/// The error a host with `specs` fails to start with.
+async fn refused(specs: Vec<ComponentPluginSpec>) -> HostError {
+    match host_with(specs).await {
+        Ok(_) => panic!("the host started"),
+        Err(e) => e,
+    }
+}
+
+/// Starts `component` as workload `id`, served at `<id>.test`.
+async fn start(host: &Host, id: &str, component: &str) {
+    let status = start_with_greeting(host, id, component, None)
+        .await
+        .expect("starts");
+    assert_eq!(
+        status.workload_state,
+        wash_runtime::types::WorkloadState::Running,
+        "{status:?}"
+    );
+}
+
+/// As [`start`], with a host interface entry for `example:greeter` whose
+/// config holds `greeting`; the status it ends in.
+async fn start_with_greeting(
+    host: &Host,
+    id: &str,
+    component: &str,
+    greeting: Option<&str>,
+) -> Result<wash_runtime::types::WorkloadStatus, HostError> {
+    let mut workload = http_workload(id, fixture(component), &[("host", &format!("{id}.test"))]);
+    if let Some(greeting) = greeting {
+        workload
+            .host_interfaces
+            .push(interface("example", "greeter", &[("greeting", greeting)]));
+    }
+    host.workload_start(id, workload).await
+}
+
+/// The greeter plugin, greeting "hi" by its own `wasi:config`.
+fn greeter() -> ComponentPluginSpec {
+    let mut greeter = spec("greeter", "greeter_plugin");
+    greeter
+        .local_resources
+        .config
+        .insert("greeting".into(), "hi".into());
+    greeter
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_interface_is_served_by_a_plugin_that_knows_its_caller() {
+    let host = host_with(vec![greeter()]).await.expect("host starts");
+    start(&host, "front", "http_greeter").await;
+    let addr = host.http_addr().unwrap();
+    let client = client();
+    // The plugin's own config (wasi:config, a native capability it
+    // imports) and the caller's id (wasmcloud:host/identity).
+    assert_eq!(
+        get(&client, addr, "front.test", "/ada").await,
+        (200, "hi, ada, from the plugin to front\n".into())
+    );
+    // A resource made in the plugin, owned by the workload, used through
+    // its handle and dropped with it.
+    assert_eq!(
+        get(&client, addr, "front.test", "/count/41").await,
+        (200, "42 43\n".into())
+    );
+
+    // on-workload-bind gets each workload's config for the interface; the
+    // plugin keeps it per caller.
+    let status = start_with_greeting(&host, "fr", "http_greeter", Some("bonjour"))
+        .await
+        .expect("starts");
+    assert_eq!(status.message, "");
+    assert_eq!(
+        get(&client, addr, "fr.test", "/ada").await,
+        (200, "bonjour, ada, from the plugin to fr\n".into())
+    );
+    assert_eq!(
+        get(&client, addr, "front.test", "/ada").await,
+        (200, "hi, ada, from the plugin to front\n".into())
+    );
+    // A workload the plugin refuses does not start, and says why.
+    let refused = start_with_greeting(&host, "bad", "http_greeter", Some("two words"))
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(refused.contains("`greeter`"), "{refused}");
+    assert!(refused.contains("must be one word"), "{refused}");
+    // Unbound when it stops: started again without the entry, the plugin's
+    // own greeting applies.
+    host.workload_stop("fr").await;
+    start(&host, "fr", "http_greeter").await;
+    assert_eq!(
+        get(&client, addr, "fr.test", "/ada").await,
+        (200, "hi, ada, from the plugin to fr\n".into())
+    );
+
+    // The plugin's interface is what the host reports it provides.
+    let provided = host.provided_interfaces();
+    assert!(
+        provided
+            .iter()
+            .any(|i| i.namespace == "example" && i.package == "greeter"),
+        "{provided:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_plugin_fails_the_call_restarts_then_is_marked_failed() {
+    let mut greeter = greeter();
+    greeter.max_restarts = 2;
+    greeter.local_resources.request_timeout_ms = 1000;
+    let host = host_with(vec![greeter]).await.expect("host starts");
+    let status = start_with_greeting(&host, "front", "http_greeter", Some("bonjour"))
+        .await
+        .expect("starts");
+    assert_eq!(status.message, "");
+    start(&host, "hello", "http_hello_world").await;
+    let addr = host.http_addr().unwrap();
+    let client = client();
+    // A trap, then a call past the plugin's deadline: each fails only the
+    // call in flight (the workload answers 500, the host lives on), and
+    // the plugin restarts knowing the workloads bound to it.
+    for failure in ["/crash", "/spin"] {
+        assert_eq!(get(&client, addr, "front.test", failure).await.0, 500);
+        assert_eq!(get(&client, addr, "hello.test", "/").await.0, 200);
+        assert_eq!(
+            get(&client, addr, "front.test", "/ada").await,
+            (200, "bonjour, ada, from the plugin to front\n".into()),
+            "after {failure}"
+        );
+    }
+    // The third failure is one too many: the plugin is failed for good.
+    assert_eq!(get(&client, addr, "front.test", "/crash").await.0, 500);
+    assert_eq!(get(&client, addr, "front.test", "/ada").await.0, 500);
+    assert_eq!(get(&client, addr, "hello.test", "/").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_kv_workload_runs_on_a_kv_plugin_and_workloads_stay_apart() {
+    let host = host_with(vec![spec("kv", "kv_plugin")])
+        .await
+        .expect("host starts");
+    start(&host, "one", "http_kv_counter").await;
+    start(&host, "two", "http_kv_counter").await;
+    let addr = host.http_addr().unwrap();
+
+    // 200 increments at once: the plugin serves them one at a time, so
+    // each count appears exactly once.
+    let calls =
+        (0..200).map(|_| tokio::spawn(async move { send(addr, "one.test", "GET", "/", "").await }));
+    let mut counts = Vec::new();
+    for call in calls {
+        let (status, body) = call.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        counts.push(body.trim().parse::<u64>().unwrap());
+    }
+    counts.sort();
+    assert_eq!(counts, (1..=200).collect::<Vec<_>>());
+
+    // The plugin keys by caller: the other workload's count starts at 1.
+    assert_eq!(
+        send(addr, "two.test", "GET", "/", "").await,
+        (200, "1\n".into())
+    );
+    assert_eq!(
+        send(addr, "one.test", "GET", "/", "").await,
+        (200, "201\n".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_interface_naming_a_plugin_picks_it() {
+    // The built-in key-value plugin and the component plugin both provide
+    // wasi:keyvalue. Unnamed, the component plugin serves (it was added on
+    // purpose), keeping workloads apart; an entry naming the built-in
+    // (`wasi-keyvalue`) gets the built-in, whose in-memory store the two
+    // workloads share.
+    let host = host_with(vec![spec("kv", "kv_plugin")])
+        .await
+        .expect("host starts");
+    for id in ["a", "b"] {
+        let mut workload = http_workload(
+            id,
+            fixture("http_kv_counter"),
+            &[("host", &format!("{id}.test"))],
+        );
+        let mut kv = interface("wasi", "keyvalue", &[("backend", "memory")]);
+        kv.name = Some("wasi-keyvalue".into());
+        workload.host_interfaces.push(kv);
+        host.workload_start(id, workload).await.expect("starts");
+    }
+    let addr = host.http_addr().unwrap();
+    assert_eq!(
+        send(addr, "a.test", "GET", "/", "").await,
+        (200, "1\n".into())
+    );
+    assert_eq!(
+        send(addr, "b.test", "GET", "/", "").await,
+        (200, "2\n".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_plugins_stop_the_start_naming_them() {
+    // Not a component.
+    let garbage = ComponentPluginSpec::new(
+        "garbage",
+        ComponentPluginSource::Bytes(bytes::Bytes::from_static(b"not wasm")),
+    );
+    let err = refused(vec![garbage]).await;
+    assert!(err.to_string().contains("garbage"), "{err}");
+
+    // A component exporting nothing a workload could import.
+    let err = refused(vec![spec("hello", "http_hello_world")]).await;
+    assert!(
+        matches!(
+            err,
+            HostError::ComponentPlugin(ComponentPluginError::NothingExported { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("`hello`"), "{err}");
+
+    // A digest pin that does not match.
+    let mut pinned = spec("greeter", "greeter_plugin");
+    pinned.digest = Some(format!("sha256:{}", "0".repeat(64)));
+    let err = refused(vec![pinned]).await;
+    assert!(err.to_string().contains("greeter"), "{err}");
+    assert!(err.to_string().contains("digest"), "{err}");
+
+    // A missing file.
+    let missing = ComponentPluginSpec::new(
+        "lost",
+        ComponentPluginSource::File("/nonexistent/plugin.wasm".into()),
+    );
+    let err = refused(vec![missing]).await;
+    assert!(err.to_string().contains("lost"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/plugin.wasm"),
+        "{err}"
+    );
+}
