@@ -92,6 +92,13 @@ fn init_logging(cli: &Cli) -> anyhow::Result<Option<telemetry::Telemetry>> {
         eprintln!("warning: invalid log filter `{filter}` ({e}); using `{default}`");
         tracing_subscriber::EnvFilter::new(default)
     });
+    // `log` records (wasmtime logs at trace in its hot paths) become
+    // events only up to the most verbose level the filter can show; above
+    // it, each record would be built and dispatched just to be dropped.
+    let log_level = match filter.max_level_hint() {
+        Some(level) => level_for_log(level),
+        None => log::LevelFilter::Trace,
+    };
     // async-nats logs whole messages at trace, and control messages carry
     // credentials (image pull secrets): its trace events never get out.
     let no_payloads = tracing_subscriber::filter::filter_fn(|meta| {
@@ -117,8 +124,22 @@ fn init_logging(cli: &Cli) -> anyhow::Result<Option<telemetry::Telemetry>> {
         let spans = tracing_subscriber::filter::Targets::new()
             .with_target("wash::http", tracing::Level::INFO);
         registry.with(layer.with_filter(spans)).init();
+        log::set_max_level(log_level);
         return Ok(Some(telemetry));
     }
     tracing_subscriber::registry().with(output).init();
+    log::set_max_level(log_level);
     Ok(None)
+}
+
+/// The `log` crate's level for a tracing level filter.
+fn level_for_log(level: tracing_subscriber::filter::LevelFilter) -> log::LevelFilter {
+    match level.into_level() {
+        None => log::LevelFilter::Off,
+        Some(tracing::Level::ERROR) => log::LevelFilter::Error,
+        Some(tracing::Level::WARN) => log::LevelFilter::Warn,
+        Some(tracing::Level::INFO) => log::LevelFilter::Info,
+        Some(tracing::Level::DEBUG) => log::LevelFilter::Debug,
+        Some(tracing::Level::TRACE) => log::LevelFilter::Trace,
+    }
 }
