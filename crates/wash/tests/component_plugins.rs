@@ -182,6 +182,22 @@ async fn wash_host_pulls_a_pinned_plugin_and_refuses_a_wrong_pin() {
         get_host(&host.url("/ada"), "front.test").await,
         (200, "hello, ada, from the plugin to front\n".into())
     );
+    // The plugin's workload is the host's: the control plane sees it but
+    // cannot stop it.
+    let stop = json!({"workloadId": "plugin:greeter"}).to_string();
+    let reply = client
+        .request("runtime.host.gp.workload.stop", stop.into())
+        .await
+        .expect("a reply");
+    let reply = String::from_utf8_lossy(&reply.payload).to_string();
+    assert!(
+        reply.contains("started and stopped with the host"),
+        "{reply}"
+    );
+    assert_eq!(
+        get_host(&host.url("/bob"), "front.test").await,
+        (200, "hello, bob, from the plugin to front\n".into())
+    );
     assert!(host.process.terminate().await);
 
     // The same image under another pin: the host does not start, and says

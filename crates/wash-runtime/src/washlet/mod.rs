@@ -254,6 +254,18 @@ fn status(status: crate::types::WorkloadStatus) -> Bytes {
     })
 }
 
+/// Why the control plane may not start or stop `workload_id`: the
+/// `plugin:` ids are the host's component plugins, which it runs for as
+/// long as it runs.
+fn host_managed(workload_id: &str) -> Option<String> {
+    workload_id.strip_prefix("plugin:").map(|plugin| {
+        format!(
+            "`{workload_id}` is the host's component plugin `{plugin}`; it is started and \
+             stopped with the host, not through the control plane"
+        )
+    })
+}
+
 impl Inner {
     async fn handle(&self, operation: &str, payload: &[u8]) -> Bytes {
         if payload.len() > self.config.max_request {
@@ -277,6 +289,9 @@ impl Inner {
                 let id = request.workload_id;
                 if id.is_empty() {
                     return failure("", "workload.start request without a workloadId");
+                }
+                if let Some(refused) = host_managed(&id) {
+                    return failure(&id, refused);
                 }
                 let Some(workload) = request.workload else {
                     return failure(&id, "workload.start request without a workload");
@@ -306,6 +321,8 @@ impl Inner {
                 }
                 if operation == "workload.status" {
                     status(self.host.workload_status(&request.workload_id).await)
+                } else if let Some(refused) = host_managed(&request.workload_id) {
+                    failure(&request.workload_id, refused)
                 } else {
                     status(self.host.workload_stop(&request.workload_id).await)
                 }
