@@ -22,20 +22,25 @@ use self::bindings::wasmcloud::host::identity;
 
 const ID: &str = "wasmcloud-host-identity";
 
-/// The caller of the call a plugin instance is serving. The plugin's
-/// runtime sets it under the plugin's lock, around each call.
+/// The caller of the call a plugin instance is serving (none in lifecycle
+/// hooks). The plugin's runtime sets it under the plugin's lock, around
+/// each call; the id is shared, not copied.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct CallerSlot(Arc<Mutex<Arc<str>>>);
+pub(crate) struct CallerSlot(Arc<Mutex<Option<Arc<str>>>>);
 
 impl CallerSlot {
-    pub(crate) fn set(&self, caller: &str) {
+    pub(crate) fn set(&self, caller: Option<Arc<str>>) {
         if let Ok(mut slot) = self.0.lock() {
-            *slot = caller.into();
+            *slot = caller;
         }
     }
 
     fn get(&self) -> String {
-        self.0.lock().map(|s| s.to_string()).unwrap_or_default()
+        self.0
+            .lock()
+            .ok()
+            .and_then(|s| s.as_deref().map(str::to_string))
+            .unwrap_or_default()
     }
 }
 

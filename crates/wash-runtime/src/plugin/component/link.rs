@@ -43,7 +43,7 @@ pub(crate) fn link_interface(
                 Box::new(async move {
                     if function.plain {
                         let out = runtime
-                            .call_plain(&caller, &function, params)
+                            .call_plain(Some(&caller), &function, params)
                             .await
                             .map_err(wasmtime::Error::new)?;
                         for (slot, value) in results.iter_mut().zip(out) {
@@ -56,7 +56,7 @@ pub(crate) fn link_interface(
                         .map(|v| to_plugin(v.clone(), &mut store))
                         .collect::<wasmtime::Result<Vec<_>>>()?;
                     let out = runtime
-                        .call(&caller, &function, params)
+                        .call(Some(&caller), &function, params)
                         .await
                         .map_err(wasmtime::Error::new)?;
                     for (slot, value) in results.iter_mut().zip(out) {

@@ -276,7 +276,7 @@ impl PluginRuntime {
     /// `(handle, type id)`.
     pub(crate) async fn call(
         &self,
-        caller: &str,
+        caller: Option<&Arc<str>>,
         function: &FunctionExport,
         params: Vec<PluginVal>,
     ) -> Result<Vec<PluginVal>, PluginCallError> {
@@ -287,21 +287,14 @@ impl PluginRuntime {
             .into_iter()
             .map(|p| p.into_plugin(&mut state.resources, &self.id))
             .collect::<Result<Vec<_>, _>>()?;
-        let live = self.ensure_live(state).await?;
-        self.caller.set(caller);
-        let outcome = self.invoke(live, function, &params).await;
-        self.caller.set("");
-        let out = match outcome {
-            Ok(out) => out,
-            Err(e) => return Err(self.fail(state, &function.name, &e)),
-        };
-        let Some(live) = state.live.as_mut() else {
-            return Err(self.error("the instance went away during the call"));
-        };
+        let out = self.call_locked(state, caller, function, &params).await?;
         if function.plain_results {
             return Ok(out.into_iter().map(PluginVal::Plain).collect());
         }
-        let types = live.resource_types.clone();
+        let types = match state.live.as_ref() {
+            Some(live) => live.resource_types.clone(),
+            None => return Err(self.error("the instance went away during the call")),
+        };
         Ok(out
             .into_iter()
             .map(|v| PluginVal::from_plugin(v, &types, &mut state.resources, &self.next_rep))
@@ -312,16 +305,28 @@ impl PluginRuntime {
     /// cross as they are.
     pub(crate) async fn call_plain(
         &self,
-        caller: &str,
+        caller: Option<&Arc<str>>,
         function: &FunctionExport,
         params: &[Val],
     ) -> Result<Vec<Val>, PluginCallError> {
         let mut state = self.state.lock().await;
-        let state = &mut *state;
+        self.call_locked(&mut state, caller, function, params).await
+    }
+
+    /// One call under the plugin's lock: an instance made if needed, the
+    /// caller's identity set for its duration, a failure turned into a
+    /// restart.
+    async fn call_locked(
+        &self,
+        state: &mut State,
+        caller: Option<&Arc<str>>,
+        function: &FunctionExport,
+        params: &[Val],
+    ) -> Result<Vec<Val>, PluginCallError> {
         let live = self.ensure_live(state).await?;
-        self.caller.set(caller);
+        self.caller.set(caller.cloned());
         let outcome = self.invoke(live, function, params).await;
-        self.caller.set("");
+        self.caller.set(None);
         outcome.map_err(|e| self.fail(state, &function.name, &e))
     }
 
@@ -357,7 +362,7 @@ impl PluginRuntime {
         let params = vec![Val::String(workload_id.to_string()), config];
         let answer = self
             .call(
-                "",
+                None,
                 hook,
                 params.iter().cloned().map(PluginVal::Plain).collect(),
             )
@@ -385,7 +390,7 @@ impl PluginRuntime {
             .retain(|(w, _)| w != workload_id);
         if let Some(hook) = hook {
             let params = vec![PluginVal::Plain(Val::String(workload_id.to_string()))];
-            self.call("", hook, params).await?;
+            self.call(None, hook, params).await?;
         }
         Ok(())
     }
