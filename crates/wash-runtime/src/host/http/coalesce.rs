@@ -4,11 +4,17 @@
 //! head, the body bytes and the end of the stream reach hyper at three
 //! different moments. Served as they come, a short body costs two or three
 //! socket writes (and as many wake-ups of the client). Before the response
-//! goes to hyper, [`coalesce`] gives the guest a few scheduler turns to finish
-//! the body. If it does, and the body is small, the whole response is sent
-//! at once, with a `content-length`. Otherwise what was read is replayed and
-//! the rest streams as usual, so a slow or endless body (server-sent events)
-//! only loses those few turns.
+//! goes to hyper, [`coalesce`] gives the guest a few scheduler turns, then at
+//! most [`MAX_WAIT`], to finish the body. If it does, and the body is small,
+//! the whole response is sent at once, with a `content-length`. Otherwise
+//! what was read is replayed and the rest streams as usual, so a slow or
+//! endless body (server-sent events) only loses that short wait.
+//!
+//! The turns alone are not enough: a P3 guest writes its body from a task
+//! that the instance's own driver runs, on whichever worker thread it lands
+//! on, and it may need a few of its own wake-ups before the stream ends.
+//! Four yields here can be over before that thread gets to it. The timer is
+//! only armed when the turns did not suffice, so the common case costs none.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -22,6 +28,8 @@ use wasmtime_wasi_http::WasiBody;
 
 /// Scheduler turns a body may take to end before it is streamed instead.
 const MAX_TURNS: usize = 4;
+/// After the turns, how long a body may take to end before it is streamed.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
 /// Bodies larger than this are streamed.
 const MAX_BYTES: usize = 64 * 1024;
 
@@ -34,10 +42,29 @@ pub(crate) async fn coalesce(response: Response<WasiBody>) -> Response<WasiBody>
     let (parts, mut body) = response.into_parts();
     let mut read = Prefetched::default();
     let mut turns = 0;
+    let mut deadline = None;
     let ended = loop {
-        match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
-            Poll::Ready(None) => break true,
-            Poll::Ready(Some(Ok(frame))) => {
+        let next = match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx)))
+            .await
+        {
+            Poll::Ready(next) => next,
+            Poll::Pending if turns < MAX_TURNS => {
+                turns += 1;
+                tokio::task::yield_now().await;
+                continue;
+            }
+            Poll::Pending => {
+                let deadline =
+                    *deadline.get_or_insert_with(|| tokio::time::Instant::now() + MAX_WAIT);
+                match tokio::time::timeout_at(deadline, body.frame()).await {
+                    Ok(next) => next,
+                    Err(_elapsed) => break false,
+                }
+            }
+        };
+        match next {
+            None => break true,
+            Some(Ok(frame)) => {
                 let trailers = frame.is_trailers();
                 read.push(frame);
                 // Trailers end the body but cannot ride on a content-length.
@@ -45,15 +72,10 @@ pub(crate) async fn coalesce(response: Response<WasiBody>) -> Response<WasiBody>
                     break false;
                 }
             }
-            Poll::Ready(Some(Err(error))) => {
+            Some(Err(error)) => {
                 read.error = Some(error);
                 break true;
             }
-            Poll::Pending if turns < MAX_TURNS => {
-                turns += 1;
-                tokio::task::yield_now().await;
-            }
-            Poll::Pending => break false,
         }
     };
     if !ended {
@@ -165,6 +187,22 @@ mod tests {
         assert_eq!(response.body().size_hint().exact(), Some(11));
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], b"hello world");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_takes_more_than_the_turns_still_gets_a_length() {
+        // As a P3 guest's body does when its driver needs several wake-ups.
+        let (tx, body) = channel_body();
+        let writer = tokio::spawn(async move {
+            for _ in 0..MAX_TURNS * 4 {
+                tokio::task::yield_now().await;
+            }
+            tx.unbounded_send(Ok(Frame::data(Bytes::from_static(b"late"))))
+                .unwrap();
+        });
+        let response = coalesce(respond(body)).await;
+        writer.await.unwrap();
+        assert_eq!(response.body().size_hint().exact(), Some(4));
     }
 
     #[tokio::test]
