@@ -6,7 +6,10 @@
 //! host interface entry for `example:greeter`, learned in
 //! `on-workload-bind`), else the plugin's (`greeting` in its `wasi:config`),
 //! else "hello". Greeting `crash` panics and `spin` loops forever, so tests
-//! can watch the host contain and restart a failing plugin.
+//! can watch the host contain and restart a failing plugin; `fetch=HOST:PORT`
+//! makes an outbound HTTP request under the plugin's own egress policy and
+//! answers with the outcome (it also holds the call until the upstream
+//! answers, so tests can keep an instance busy).
 
 wit_bindgen::generate!({ path: "wit", world: "plugin", generate_all });
 
@@ -36,6 +39,9 @@ impl Guest for Greeter {
             },
             _ => {}
         }
+        if let Some(addr) = name.strip_prefix("fetch=") {
+            return fetch(addr);
+        }
         let caller = identity::caller();
         let greeting = GREETINGS
             .with_borrow(|g| g.get(&caller).cloned())
@@ -43,6 +49,39 @@ impl Guest for Greeter {
             .unwrap_or_else(|| "hello".into());
         format!("{greeting}, {name}, from the plugin to {caller}")
     }
+}
+
+/// `GET http://<addr>/`: the upstream's status and body, or why not.
+fn fetch(addr: &str) -> String {
+    use wstd::http::{Body, BodyExt, Client, ErrorCode, Request};
+    let code = |error: wstd::http::Error| match error
+        .chain()
+        .find_map(|e| e.downcast_ref::<ErrorCode>())
+    {
+        // The bindings print `ErrorCode::X`; keep just the variant.
+        Some(code) => format!("{code:?}")
+            .trim_start_matches("ErrorCode::")
+            .to_string(),
+        None => format!("{error:#}"),
+    };
+    wstd::runtime::block_on(async {
+        let request = match Request::get(format!("http://{addr}/")).body(Body::empty()) {
+            Ok(request) => request,
+            Err(e) => return format!("fetch failed: {e}"),
+        };
+        let response = match Client::new().send(request).await {
+            Ok(response) => response,
+            Err(e) => return format!("fetch failed: {}", code(e)),
+        };
+        let status = response.status().as_u16();
+        match response.into_body().into_boxed_body().collect().await {
+            Ok(body) => format!(
+                "fetched {status}: {}",
+                String::from_utf8_lossy(&body.to_bytes())
+            ),
+            Err(e) => format!("fetch failed: {}", code(e)),
+        }
+    })
 }
 
 impl lifecycle::Guest for Greeter {

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{client, fixture, get, http_workload, interface, send};
+use common::{client, fixture, get, http_workload, interface, send, upstream};
 use wash_runtime::host::http::{DynamicRouter, HttpServerBuilder};
 use wash_runtime::host::{Host, HostApi, HostBuilder, HostError};
 use wash_runtime::plugin::component::{
@@ -166,10 +166,129 @@ async fn a_failing_plugin_fails_the_call_restarts_then_is_marked_failed() {
             "after {failure}"
         );
     }
+    let status = host.component_plugin_status("greeter").unwrap();
+    assert_eq!((status.restarts, status.failure), (2, None));
     // The third failure is one too many: the plugin is failed for good.
     assert_eq!(get(&client, addr, "front.test", "/crash").await.0, 500);
     assert_eq!(get(&client, addr, "front.test", "/ada").await.0, 500);
     assert_eq!(get(&client, addr, "hello.test", "/").await.0, 200);
+    // ...and says so: in its status, in its workload's, and by offering
+    // nothing more (heartbeats drop its interfaces, new workloads that
+    // import them are not started).
+    let failure = host
+        .component_plugin_status("greeter")
+        .unwrap()
+        .failure
+        .expect("marked failed");
+    assert!(
+        failure.contains("`greeter` is failed after 2 restarts"),
+        "{failure}"
+    );
+    let status = host.workload_status("plugin:greeter").await;
+    assert_eq!(
+        (status.workload_state, status.message),
+        (wash_runtime::types::WorkloadState::Error, failure)
+    );
+    assert!(
+        !host
+            .provided_interfaces()
+            .iter()
+            .any(|i| i.namespace == "example" && i.package == "greeter")
+    );
+    let refused = start_with_greeting(&host, "late", "http_greeter", None).await;
+    assert!(
+        refused.as_ref().map_or(true, |s| s.workload_state
+            != wash_runtime::types::WorkloadState::Running),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_run_at_once_in_a_pool_and_reach_out_under_the_plugins_own_policy() {
+    let (held, mut arrivals, open) = upstream::gated_upstream().await;
+    let (elsewhere, seen) = upstream::http_upstream(None, upstream::Behaviour::Hello).await;
+    let mut greeter = greeter();
+    greeter.instances = 2;
+    // The plugin's own egress policy, not its callers'.
+    greeter.local_resources.allowed_hosts = vec![format!("127.0.0.1:{}", held.port())];
+    let host = host_with(vec![greeter]).await.expect("host starts");
+    start(&host, "one", "http_greeter").await;
+    start(&host, "two", "http_greeter").await;
+    let addr = host.http_addr().unwrap();
+    let client = client();
+
+    // A host outside the plugin's allowedHosts is denied without a
+    // connection.
+    assert_eq!(
+        get(
+            &client,
+            addr,
+            "one.test",
+            &format!("/fetch=127.0.0.1:{}", elsewhere.port())
+        )
+        .await,
+        (200, "fetch failed: HttpRequestDenied\n".into())
+    );
+    assert_eq!(seen.connections(), 0);
+
+    // One workload's call holds an instance until the upstream answers...
+    let path = format!("/fetch=127.0.0.1:{}", held.port());
+    let holding = {
+        let client = client.clone();
+        tokio::spawn(async move { get(&client, addr, "one.test", &path).await })
+    };
+    arrivals
+        .recv()
+        .await
+        .expect("the plugin's request reached the upstream");
+    // ...while the other instance serves another workload, with its own
+    // identity, and resources stay with the instance that made them.
+    let served = tokio::time::timeout(Duration::from_secs(60), async {
+        let greeting = get(&client, addr, "two.test", "/ada").await;
+        let counted = get(&client, addr, "two.test", "/count/41").await;
+        (greeting, counted)
+    })
+    .await
+    .expect("served while the other instance was busy");
+    assert_eq!(
+        served,
+        (
+            (200, "hi, ada, from the plugin to two\n".into()),
+            (200, "42 43\n".into())
+        )
+    );
+    assert!(!holding.is_finished());
+    let status = host.component_plugin_status("greeter").unwrap();
+    assert_eq!((status.live_instances, status.restarts), (2, 0));
+    open.send(true).unwrap();
+    assert_eq!(
+        holding.await.unwrap(),
+        (200, "fetched 200: held answer\n".into())
+    );
+
+    // Many calls at once over both instances, each counter used where it
+    // was made, each caller named right.
+    let calls = (0..40u32).map(|i| {
+        let client = client.clone();
+        async move {
+            let workload = if i % 2 == 0 { "one" } else { "two" };
+            let counted = get(
+                &client,
+                addr,
+                &format!("{workload}.test"),
+                &format!("/count/{i}"),
+            )
+            .await;
+            let greeting = get(&client, addr, &format!("{workload}.test"), "/x").await;
+            assert_eq!(counted, (200, format!("{} {}\n", i + 1, i + 2)));
+            assert_eq!(
+                greeting,
+                (200, format!("hi, x, from the plugin to {workload}\n"))
+            );
+        }
+    });
+    futures::future::join_all(calls).await;
+    assert_eq!(host.component_plugin_status("greeter").unwrap().restarts, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -159,6 +159,9 @@ fn component_plugin(entry: &crate::config::PluginEntry) -> Result<ComponentPlugi
     if let Some(max) = entry.max_restarts {
         spec.max_restarts = max;
     }
+    if let Some(instances) = entry.instances {
+        spec.instances = instances;
+    }
     let resources = &mut spec.local_resources;
     resources.config = entry.config.clone();
     resources.allowed_hosts = entry.allowed_hosts.clone();

@@ -151,13 +151,12 @@ impl HostBuilder {
             loaded.push(component::load(&engine, self.oci.as_ref(), spec).await?);
         }
         let order = component::start_order(&loaded)?;
-        let identity = Identity::default();
         let mut plugins: Vec<Plugin> = loaded
             .iter()
             .map(|l| Plugin::new(l.plugin.share()))
             .collect();
         if !loaded.is_empty() {
-            plugins.push(Plugin::new(identity.clone()));
+            plugins.push(Plugin::new(Identity));
         }
         plugins.extend(self.plugins);
         for plugin in &plugins {
@@ -208,11 +207,14 @@ impl HostBuilder {
                 generation: AtomicU64::new(0),
                 bindings: Arc::default(),
                 metrics: Arc::new(crate::host::HostMetrics::new()),
+                component_plugins: loaded
+                    .iter()
+                    .map(|l| (l.spec.id.clone(), l.plugin.runtime_cell()))
+                    .collect(),
             }),
         };
         for index in order {
-            host.start_component_plugin(&loaded[index], &identity)
-                .await?;
+            host.start_component_plugin(&loaded[index]).await?;
         }
         Ok(host)
     }

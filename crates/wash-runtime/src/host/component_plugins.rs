@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use super::{Host, HostApi, HostError};
-use crate::plugin::component::identity::Identity;
 use crate::plugin::component::runtime::PluginRuntime;
 use crate::plugin::component::{ComponentPluginError, LoadedPlugin};
 use crate::types::{Component, Workload, WorkloadState};
@@ -15,7 +14,6 @@ impl Host {
     pub(crate) async fn start_component_plugin(
         &self,
         loaded: &LoadedPlugin,
-        identity: &Identity,
     ) -> Result<(), HostError> {
         let spec = &loaded.spec;
         let workload_id = spec.workload_id();
@@ -50,7 +48,7 @@ impl Host {
             spec.id.clone(),
             handle,
             loaded.plugin.exports(),
-            identity.slot(&workload_id),
+            spec.instances,
             spec.max_restarts,
         ));
         if loaded.plugin.runtime_cell().set(runtime).is_err() {

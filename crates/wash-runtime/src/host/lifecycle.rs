@@ -461,7 +461,18 @@ impl HostApi for Host {
                 WorkloadStatus::new(workload_id, WorkloadState::Starting, "")
             }
             Some(Slot::Running { .. }) => {
-                WorkloadStatus::new(workload_id, WorkloadState::Running, "")
+                // A component plugin out of restarts still has its
+                // workload, but serves nothing.
+                let failure = workload_id
+                    .strip_prefix("plugin:")
+                    .and_then(|id| self.component_plugin_status(id))
+                    .and_then(|status| status.failure);
+                match failure {
+                    Some(message) => {
+                        WorkloadStatus::new(workload_id, WorkloadState::Error, message)
+                    }
+                    None => WorkloadStatus::new(workload_id, WorkloadState::Running, ""),
+                }
             }
             Some(Slot::Failed { message, .. }) => {
                 WorkloadStatus::new(workload_id, WorkloadState::Error, message.clone())

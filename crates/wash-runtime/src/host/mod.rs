@@ -133,6 +133,8 @@ struct HostInner {
     /// Plugin bindings alive (one per plugin per workload).
     bindings: Arc<AtomicUsize>,
     metrics: Arc<HostMetrics>,
+    /// Each component plugin's runtime, by plugin id (set once started).
+    component_plugins: Vec<(String, crate::plugin::component::RuntimeCell)>,
 }
 
 impl Host {
@@ -144,6 +146,17 @@ impl Host {
     /// Where the HTTP server listens, if there is one.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.inner.http_addr
+    }
+
+    /// The status of the component plugin `id`, if the host has one.
+    pub fn component_plugin_status(
+        &self,
+        id: &str,
+    ) -> Option<crate::plugin::component::ComponentPluginStatus> {
+        let (_, cell) = self.inner.component_plugins.iter().find(|(p, _)| p == id)?;
+        Some(crate::plugin::component::ComponentPluginStatus::of(
+            id, cell,
+        ))
     }
 
     /// The client that pulls components' images, if the host has one.

@@ -113,6 +113,9 @@ pub struct StoreState {
     tls: wasmtime_wasi_tls::WasiTlsCtx,
     /// Ids of the traced request being served, for guest log lines.
     trace: Arc<crate::telemetry::TraceSlot>,
+    /// In a component plugin's instance, the workload whose call it is
+    /// serving (`wasmcloud:host/identity`); set around each call.
+    pub(crate) caller: Option<Arc<str>>,
     _live: LiveGuard,
 }
 
@@ -123,6 +126,7 @@ impl StoreState {
             table: &mut self.table,
             bindings: &self.bindings,
             trace: &self.trace,
+            caller: self.caller.as_deref(),
         }
     }
 
@@ -291,6 +295,7 @@ impl InstanceTemplate {
                 )))
                 .build(),
             trace,
+            caller: None,
             _live: LiveGuard::new(&self.live),
         };
         let mut store = Store::new(engine.wasmtime(), state);

@@ -13,6 +13,8 @@ pub struct PluginView<'a> {
     pub bindings: &'a Bindings,
     /// The traced request being served, if any.
     pub(crate) trace: &'a crate::telemetry::TraceSlot,
+    /// The workload a component plugin's instance is serving a call for.
+    pub(crate) caller: Option<&'a str>,
 }
 
 /// [`HasData`] for [`PluginView`], for `add_to_linker` functions.

@@ -113,6 +113,42 @@ pub enum Behaviour {
     StallBody(Duration),
 }
 
+/// A plain HTTP upstream that holds every request until the gate opens:
+/// each request's arrival is sent on the receiver; `true` on the sender
+/// opens the gate, and every request (held or later) is answered `held
+/// answer`.
+pub async fn gated_upstream() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (arrived, gate) = (arrived.clone(), gate.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |_: http::Request<hyper::body::Incoming>| {
+                    let (arrived, mut gate) = (arrived.clone(), gate.clone());
+                    async move {
+                        let _ = arrived.send(());
+                        let _ = gate.wait_for(|open| *open).await;
+                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
+                            b"held answer",
+                        ))))
+                    }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, arrivals, open)
+}
+
 /// An HTTP upstream on loopback; TLS when `tls` is given.
 pub async fn http_upstream(
     tls: Option<TlsAcceptor>,

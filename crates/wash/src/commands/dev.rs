@@ -82,7 +82,9 @@ pub struct DevArgs {
     pub name_lookups: Vec<String>,
 
     /// A component plugin to load: `id=NAME,file=PATH` or
-    /// `id=NAME,image=REF[,digest=sha256:...]`, with `max-restarts=N`.
+    /// `id=NAME,image=REF[,digest=sha256:...]`, with `max-restarts=N`,
+    /// `instances=N` (calls served at once), `memory-limit-mb=N`,
+    /// `timeout-ms=N`, `allow-host=H`, `config.KEY=VALUE`.
     /// Repeatable; adds to `dev.host_plugins`.
     #[arg(long = "host-plugin", value_name = "SPEC", value_parser = crate::config::PluginEntry::parse)]
     pub host_plugins: Vec<crate::config::PluginEntry>,

@@ -84,7 +84,9 @@ pub struct HostArgs {
 
     /// A component plugin to load: `id=NAME,file=PATH` or
     /// `id=NAME,image=REF[,digest=sha256:...]`, with `max-restarts=N`
-    /// (default 3). Repeatable; adds to `host.plugins`.
+    /// (default 3), `instances=N` (calls served at once, default 1),
+    /// `memory-limit-mb=N`, `timeout-ms=N`, `allow-host=H`,
+    /// `config.KEY=VALUE`. Repeatable; adds to `host.plugins`.
     #[arg(long = "host-plugin", value_name = "SPEC", value_parser = crate::config::PluginEntry::parse)]
     pub host_plugins: Vec<crate::config::PluginEntry>,
 

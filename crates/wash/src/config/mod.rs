@@ -172,6 +172,11 @@ pub struct PluginEntry {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_restarts: Option<u32>,
+    /// Instances that may serve calls at once (default 1). Each has its
+    /// own memory, so state every call must see belongs in a backing store
+    /// when this is above 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u32>,
     /// Its own `wasi:config` values.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
@@ -201,7 +206,7 @@ pub struct PluginEntry {
 
 impl PluginEntry {
     /// Parses `id=NAME,file=PATH` or `id=NAME,image=REF[,digest=sha256:...]`,
-    /// with optional `max-restarts=N`, `memory-limit-mb=N`, `timeout-ms=N`,
+    /// with optional `max-restarts=N`, `instances=N`, `memory-limit-mb=N`, `timeout-ms=N`,
     /// `config.KEY=VALUE` and `allow-host=HOST` (both repeatable).
     pub fn parse(raw: &str) -> Result<Self, String> {
         let number = |key: &str, value: &str| {
@@ -222,6 +227,9 @@ impl PluginEntry {
                 "max-restarts" | "max_restarts" => {
                     entry.max_restarts = Some(number(key, value)?.min(u32::MAX as u64) as u32)
                 }
+                "instances" => {
+                    entry.instances = Some(number(key, value)?.clamp(1, u32::MAX as u64) as u32)
+                }
                 "memory-limit-mb" | "memory_limit_mb" => {
                     entry.memory_limit_mb = Some(number(key, value)?.min(u32::MAX as u64) as u32)
                 }
@@ -234,7 +242,8 @@ impl PluginEntry {
                     _ => {
                         return Err(format!(
                             "unknown key `{other}` in `{raw}` (expected id, file, image, \
-                             digest, max-restarts, memory-limit-mb, timeout-ms, allow-host, \
+                             digest, max-restarts, instances, memory-limit-mb, timeout-ms, \
+                             allow-host, \
                              config.KEY)"
                         ));
                     }
@@ -622,7 +631,7 @@ mod plugin_entry_tests {
     #[test]
     fn host_plugin_specs_parse_and_bad_ones_say_what_is_wrong() {
         let entry = PluginEntry::parse(
-            "id=kv,image=reg/kv:1,digest=sha256:ab,max-restarts=2,config.mode=fast,\
+            "id=kv,image=reg/kv:1,digest=sha256:ab,max-restarts=2,instances=4,config.mode=fast,\
              allow-host=a.example.com,allow-host=b.example.com,memory-limit-mb=64,timeout-ms=500",
         )
         .unwrap();
@@ -630,6 +639,7 @@ mod plugin_entry_tests {
         assert_eq!(entry.image.as_deref(), Some("reg/kv:1"));
         assert_eq!(entry.digest.as_deref(), Some("sha256:ab"));
         assert_eq!(entry.max_restarts, Some(2));
+        assert_eq!(entry.instances, Some(4));
         assert_eq!(entry.config.get("mode").map(String::as_str), Some("fast"));
         assert_eq!(entry.allowed_hosts, ["a.example.com", "b.example.com"]);
         assert_eq!(

@@ -10,9 +10,12 @@
 //! the call in flight, is restarted on the next call up to `max_restarts`
 //! times, then refuses calls.
 //!
-//! Calls into one plugin are served one at a time, so in-memory state needs
-//! no locking; state shared with anything else lives in the plugin's own
-//! backing store.
+//! Each instance of a plugin serves one call at a time. By default a plugin
+//! has one instance, so its in-memory state is all calls' state; with
+//! `instances` above 1, calls from many workloads run at once in a pool of
+//! instances, and state they must share lives in the plugin's own backing
+//! store. A resource stays with the instance that made it: calls passing it
+//! go to that instance.
 
 pub(crate) mod identity;
 mod link;
@@ -37,6 +40,47 @@ pub use self::runtime::PluginCallError;
 /// The interface of the optional lifecycle hooks.
 const LIFECYCLE: &str = "wasmcloud:host/lifecycle";
 
+/// Where a started plugin's runtime is.
+pub(crate) type RuntimeCell = Arc<OnceLock<Arc<PluginRuntime>>>;
+
+/// How a component plugin is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ComponentPluginStatus {
+    /// The plugin.
+    pub id: String,
+    /// Whether its workload has started.
+    pub started: bool,
+    /// Why it refuses calls, once it failed more often than it may
+    /// restart; its interfaces are then no longer offered.
+    pub failure: Option<String>,
+    /// Failures so far (each replaced the instance that failed).
+    pub restarts: u32,
+    /// Instances alive now.
+    pub live_instances: usize,
+}
+
+impl ComponentPluginStatus {
+    pub(crate) fn of(id: &str, cell: &RuntimeCell) -> Self {
+        match cell.get() {
+            None => Self {
+                id: id.to_string(),
+                started: false,
+                failure: None,
+                restarts: 0,
+                live_instances: 0,
+            },
+            Some(runtime) => Self {
+                id: id.to_string(),
+                started: true,
+                failure: runtime.failure(),
+                restarts: runtime.restarts(),
+                live_instances: runtime.live_instances(),
+            },
+        }
+    }
+}
+
 /// Where a component plugin's code comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ComponentPluginSource {
@@ -59,6 +103,10 @@ pub struct ComponentPluginSpec {
     pub digest: Option<String>,
     /// Restarts after failures before it is marked failed.
     pub max_restarts: u32,
+    /// Instances that may serve calls at once (at least 1). Each has its
+    /// own memory: state all calls must see lives in a backing store, or
+    /// the plugin keeps to one instance.
+    pub instances: u32,
     /// Its limits, configuration and egress policy, as a component's.
     pub local_resources: LocalResources,
     /// Host interfaces it uses (e.g. a key-value backend of its own).
@@ -73,6 +121,7 @@ impl ComponentPluginSpec {
             source,
             digest: None,
             max_restarts: 3,
+            instances: 1,
             local_resources: LocalResources::default(),
             host_interfaces: Vec::new(),
         }
@@ -488,12 +537,12 @@ pub(crate) struct ComponentPlugin {
     provided: Vec<ProvidedInterface>,
     exports: Arc<PluginExports>,
     /// Set once its workload runs.
-    runtime: Arc<OnceLock<Arc<PluginRuntime>>>,
+    runtime: RuntimeCell,
 }
 
 impl ComponentPlugin {
     /// Where the runtime goes once started.
-    pub(crate) fn runtime_cell(&self) -> Arc<OnceLock<Arc<PluginRuntime>>> {
+    pub(crate) fn runtime_cell(&self) -> RuntimeCell {
         self.runtime.clone()
     }
 
@@ -532,6 +581,11 @@ impl HostPlugin for ComponentPlugin {
     }
 
     fn world(&self) -> Vec<ProvidedInterface> {
+        // A failed plugin offers nothing: heartbeats stop listing its
+        // interfaces and new workloads are not linked to it.
+        if self.runtime.get().is_some_and(|r| r.failed()) {
+            return Vec::new();
+        }
         self.provided.clone()
     }
 

@@ -1,10 +1,12 @@
-//! One component plugin's live instance: calls from workloads served one at
-//! a time under its own deadline, resources it hands out kept in a table,
-//! and a restart after a trap, up to its limit.
+//! One component plugin's instances: a pool of up to `instances` of them,
+//! each serving one call at a time under its own deadline; resources they
+//! hand out kept in one table (a resource stays with the instance that made
+//! it); an instance that fails is replaced on its next call, up to the
+//! plugin's restart limit.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{Func, Instance, ResourceAny, ResourceType, Val};
 
@@ -58,7 +60,7 @@ pub enum PluginCallError {
     },
 }
 
-/// The instance and what belongs to it.
+/// One instance and what belongs to it.
 struct Live {
     store: InstanceStore,
     instance: Instance,
@@ -67,6 +69,8 @@ struct Live {
     resource_types: Vec<(ResourceType, u32)>,
     /// Functions looked up so far, by their slot.
     funcs: Vec<Option<Func>>,
+    /// Workloads whose `on-workload-bind` this instance has seen.
+    bound: HashSet<String>,
 }
 
 /// `interface`'s export `name` in `instance`.
@@ -80,17 +84,24 @@ fn export_index(
     instance.get_export_index(&mut **store, Some(&parent), name)
 }
 
-/// The state behind the plugin's lock.
+/// What all instances share; only held between awaits.
 #[derive(Default)]
-struct State {
-    live: Option<Live>,
+struct Shared {
     /// The `on-workload-bind` arguments of every workload bound now, to
-    /// tell a restarted instance what the failed one knew.
+    /// tell a new instance (a restart, or one more in the pool) what the
+    /// others know.
     bound: Vec<(String, Vec<Val>)>,
-    /// Resources the plugin gave to workloads, by the handle they hold.
-    /// Handles are never reused, so one from before a restart cannot reach
-    /// a new resource.
-    resources: HashMap<u32, ResourceAny>,
+    /// Resources the plugin gave to workloads, by the handle they hold,
+    /// with the pool slot of the instance that owns each. Handles are never
+    /// reused, so one from before a restart cannot reach a new resource.
+    resources: HashMap<u32, (usize, ResourceAny)>,
+}
+
+/// A pool slot, locked for one call: `live` is its instance, if any.
+struct Lease<'a> {
+    index: usize,
+    live: tokio::sync::MutexGuard<'a, Option<Live>>,
+    _permit: tokio::sync::SemaphorePermit<'a>,
 }
 
 /// A component plugin, running.
@@ -98,9 +109,12 @@ pub(crate) struct PluginRuntime {
     pub(crate) id: String,
     handle: ComponentHandle,
     exports: Arc<PluginExports>,
-    /// Who is calling, read by the plugin through `wasmcloud:host/identity`.
-    caller: super::identity::CallerSlot,
-    state: tokio::sync::Mutex<State>,
+    /// The pool; slots are filled on demand, lowest first.
+    slots: Box<[tokio::sync::Mutex<Option<Live>>]>,
+    /// One per slot: a call holds one while it is in a slot or waits for
+    /// a pinned one, so a call that scans for a free slot finds one.
+    permits: tokio::sync::Semaphore,
+    shared: Mutex<Shared>,
     next_rep: AtomicU32,
     restarts: AtomicU32,
     max_restarts: u32,
@@ -111,15 +125,19 @@ impl PluginRuntime {
         id: String,
         handle: ComponentHandle,
         exports: Arc<PluginExports>,
-        caller: super::identity::CallerSlot,
+        instances: u32,
         max_restarts: u32,
     ) -> Self {
+        let instances = instances.max(1) as usize;
         Self {
             id,
             handle,
             exports,
-            caller,
-            state: tokio::sync::Mutex::new(State::default()),
+            slots: (0..instances)
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
+            permits: tokio::sync::Semaphore::new(instances),
+            shared: Mutex::new(Shared::default()),
             next_rep: AtomicU32::new(1),
             restarts: AtomicU32::new(0),
             max_restarts,
@@ -131,6 +149,32 @@ impl PluginRuntime {
         self.restarts.load(Ordering::Relaxed) > self.max_restarts
     }
 
+    /// Why it failed for good, if it did: its status.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failed().then(|| {
+            PluginCallError::Exhausted {
+                plugin: self.id.clone(),
+                restarts: self.max_restarts,
+            }
+            .to_string()
+        })
+    }
+
+    /// Failures so far, capped at the limit.
+    pub(crate) fn restarts(&self) -> u32 {
+        self.restarts
+            .load(Ordering::Relaxed)
+            .min(self.max_restarts.saturating_add(1))
+    }
+
+    /// Instances live now.
+    pub(crate) fn live_instances(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|slot| slot.try_lock().map_or(true, |live| live.is_some()))
+            .count()
+    }
+
     fn error(&self, message: impl Into<String>) -> PluginCallError {
         PluginCallError::Call {
             plugin: self.id.clone(),
@@ -138,15 +182,63 @@ impl PluginRuntime {
         }
     }
 
-    /// Instantiates, unless an instance is live.
-    async fn ensure_live<'a>(&self, state: &'a mut State) -> Result<&'a mut Live, PluginCallError> {
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        // Nothing panics while holding it; a poisoned lock still holds
+        // consistent maps.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot for one call: `pinned` when the call passes resources of
+    /// that slot's instance, else a free one, preferring a live instance.
+    async fn lease(&self, pinned: Option<usize>) -> Result<Lease<'_>, PluginCallError> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| self.error("is shutting down"))?;
+        let lease = |index, live| Lease {
+            index,
+            live,
+            _permit: permit,
+        };
+        if let Some(index) = pinned {
+            let slot = self
+                .slots
+                .get(index)
+                .ok_or_else(|| self.error("a resource names no pool slot"))?;
+            return Ok(lease(index, slot.lock().await));
+        }
+        let mut empty = None;
+        for (index, slot) in self.slots.iter().enumerate() {
+            if let Ok(live) = slot.try_lock() {
+                if live.is_some() {
+                    return Ok(lease(index, live));
+                }
+                if empty.is_none() {
+                    empty = Some((index, live));
+                }
+            }
+        }
+        match empty {
+            Some((index, live)) => Ok(lease(index, live)),
+            // Every slot changed hands while we looked (others hold at most
+            // one fewer than all): wait for the first.
+            None => Ok(lease(0, self.slots[0].lock().await)),
+        }
+    }
+
+    /// Instantiates into the leased slot, unless an instance is live there.
+    async fn ensure_live<'l>(
+        &self,
+        lease: &'l mut Lease<'_>,
+    ) -> Result<&'l mut Live, PluginCallError> {
         if self.failed() {
             return Err(PluginCallError::Exhausted {
                 plugin: self.id.clone(),
                 restarts: self.max_restarts,
             });
         }
-        if state.live.is_none() {
+        if lease.live.is_none() {
             let mut store = self
                 .handle
                 .new_store()
@@ -175,24 +267,26 @@ impl PluginRuntime {
                 instance,
                 resource_types,
                 funcs: vec![None; self.exports.functions],
+                bound: HashSet::new(),
             };
-            // A restarted instance learns the workloads bound to the one
-            // that failed.
+            // A new instance learns the workloads bound to the others.
             if let Some(hook) = &self.exports.on_bind {
-                for (workload, params) in &state.bound {
-                    if let Err(e) = self.invoke(&mut live, hook, params).await {
+                let bound = self.shared().bound.clone();
+                for (workload, params) in bound {
+                    if let Err(e) = self.invoke(&mut live, hook, &params).await {
                         tracing::warn!(
                             plugin = %self.id,
                             workload,
                             error = %e,
-                            "replaying on-workload-bind after a restart failed"
+                            "replaying on-workload-bind into a new instance failed"
                         );
                     }
+                    live.bound.insert(workload);
                 }
             }
-            state.live = Some(live);
+            *lease.live = Some(live);
         }
-        state
+        lease
             .live
             .as_mut()
             .ok_or_else(|| self.error("no instance after instantiation"))
@@ -233,11 +327,20 @@ impl PluginRuntime {
         Ok(out)
     }
 
-    /// A failure in the plugin: the instance (and every resource it gave
-    /// out) is gone; the next call starts a new one, if restarts remain.
-    fn fail(&self, state: &mut State, function: &str, error: &wasmtime::Error) -> PluginCallError {
-        state.live = None;
-        state.resources.clear();
+    /// A failure in the leased slot's instance: it (and every resource it
+    /// gave out) is gone; the slot's next call starts a new one, if
+    /// restarts remain.
+    fn fail(
+        &self,
+        lease: &mut Lease<'_>,
+        function: &str,
+        error: &wasmtime::Error,
+    ) -> PluginCallError {
+        *lease.live = None;
+        let index = lease.index;
+        self.shared()
+            .resources
+            .retain(|_, (slot, _)| *slot != index);
         let restart = self.restarts.fetch_add(1, Ordering::Relaxed) + 1;
         let detail = GuestFailure::of(error).detail.to_string();
         if restart > self.max_restarts {
@@ -280,64 +383,105 @@ impl PluginRuntime {
         function: &FunctionExport,
         params: Vec<PluginVal>,
     ) -> Result<Vec<PluginVal>, PluginCallError> {
-        let mut state = self.state.lock().await;
-        let state = &mut *state;
+        // Resources live in the instance that made them: the call goes
+        // there.
+        let mut pinned = None;
+        {
+            let shared = self.shared();
+            for param in &params {
+                param.visit_handles(&mut |rep| {
+                    let slot = shared.resources.get(&rep).map(|(slot, _)| *slot);
+                    match (slot, pinned) {
+                        (Some(slot), None) => pinned = Some(Ok(slot)),
+                        (Some(slot), Some(Ok(other))) if slot != other => {
+                            pinned = Some(Err(()));
+                        }
+                        _ => {}
+                    }
+                });
+            }
+        }
+        let pinned = match pinned {
+            Some(Err(())) => {
+                return Err(self
+                    .error("the call passes resources made by different instances of the plugin"));
+            }
+            Some(Ok(slot)) => Some(slot),
+            None => None,
+        };
+        let mut lease = self.lease(pinned).await?;
         // Resolve handles first: a stale one fails the call, not the plugin.
-        let params = params
-            .into_iter()
-            .map(|p| p.into_plugin(&mut state.resources, &self.id))
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = self.call_locked(state, caller, function, &params).await?;
+        let params = {
+            let mut shared = self.shared();
+            params
+                .into_iter()
+                .map(|p| p.into_plugin(&mut shared.resources, lease.index, &self.id))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let out = self
+            .call_leased(&mut lease, caller, function, &params)
+            .await?;
         if function.plain_results {
             return Ok(out.into_iter().map(PluginVal::Plain).collect());
         }
-        let types = match state.live.as_ref() {
-            Some(live) => live.resource_types.clone(),
-            None => return Err(self.error("the instance went away during the call")),
+        let Some(live) = lease.live.as_ref() else {
+            return Err(self.error("the instance went away during the call"));
         };
+        let mut shared = self.shared();
         Ok(out
             .into_iter()
-            .map(|v| PluginVal::from_plugin(v, &types, &mut state.resources, &self.next_rep))
+            .map(|v| {
+                PluginVal::from_plugin(
+                    v,
+                    &live.resource_types,
+                    lease.index,
+                    &mut shared.resources,
+                    &self.next_rep,
+                )
+            })
             .collect())
     }
 
     /// [`Self::call`] for a function whose values hold no handles: they
-    /// cross as they are.
+    /// cross as they are, to any instance.
     pub(crate) async fn call_plain(
         &self,
         caller: Option<&Arc<str>>,
         function: &FunctionExport,
         params: &[Val],
     ) -> Result<Vec<Val>, PluginCallError> {
-        let mut state = self.state.lock().await;
-        self.call_locked(&mut state, caller, function, params).await
+        let mut lease = self.lease(None).await?;
+        self.call_leased(&mut lease, caller, function, params).await
     }
 
-    /// One call under the plugin's lock: an instance made if needed, the
-    /// caller's identity set for its duration, a failure turned into a
-    /// restart.
-    async fn call_locked(
+    /// One call in a leased slot: an instance made if needed, the caller's
+    /// identity set for its duration, a failure turned into a restart.
+    async fn call_leased(
         &self,
-        state: &mut State,
+        lease: &mut Lease<'_>,
         caller: Option<&Arc<str>>,
         function: &FunctionExport,
         params: &[Val],
     ) -> Result<Vec<Val>, PluginCallError> {
-        let live = self.ensure_live(state).await?;
-        self.caller.set(caller.cloned());
+        let live = self.ensure_live(lease).await?;
+        live.store.data_mut().caller = caller.cloned();
         let outcome = self.invoke(live, function, params).await;
-        self.caller.set(None);
-        outcome.map_err(|e| self.fail(state, &function.name, &e))
+        live.store.data_mut().caller = None;
+        outcome.map_err(|e| self.fail(lease, &function.name, &e))
     }
 
     /// A workload dropped its handle `rep`: drop the plugin's resource.
     pub(crate) async fn drop_resource(&self, rep: u32) -> Result<(), PluginCallError> {
-        let mut state = self.state.lock().await;
-        let Some(resource) = state.resources.remove(&rep) else {
+        let Some(slot) = self.shared().resources.get(&rep).map(|(slot, _)| *slot) else {
             // Gone with a restart already.
             return Ok(());
         };
-        let Some(live) = state.live.as_mut() else {
+        let mut lease = self.lease(Some(slot)).await?;
+        // Looked up again: the instance may have failed while we waited.
+        let Some((_, resource)) = self.shared().resources.remove(&rep) else {
+            return Ok(());
+        };
+        let Some(live) = lease.live.as_mut() else {
             return Ok(());
         };
         live.store
@@ -345,14 +489,14 @@ impl PluginRuntime {
             .deadline
             .set(std::time::Instant::now() + self.handle.timeout());
         if let Err(e) = resource.resource_drop_async(&mut *live.store).await {
-            let state = &mut *state;
-            return Err(self.fail(state, "resource drop", &e));
+            return Err(self.fail(&mut lease, "resource drop", &e));
         }
         Ok(())
     }
 
     /// Tells the plugin `workload_id` is bound (its `on-workload-bind`,
-    /// with `config`), remembering it for restarts; the plugin's answer.
+    /// with `config`), remembering it for new instances; the plugin's
+    /// answer. Every live instance hears of it.
     pub(crate) async fn bind(
         &self,
         hook: &FunctionExport,
@@ -360,39 +504,61 @@ impl PluginRuntime {
         config: Val,
     ) -> Result<Option<Val>, PluginCallError> {
         let params = vec![Val::String(workload_id.to_string()), config];
-        let answer = self
-            .call(
-                None,
-                hook,
-                params.iter().cloned().map(PluginVal::Plain).collect(),
-            )
-            .await?;
-        let accepted = !matches!(answer.first(), Some(PluginVal::Result(Err(_))));
-        if accepted {
-            let mut state = self.state.lock().await;
-            state.bound.retain(|(w, _)| w != workload_id);
-            state.bound.push((workload_id.to_string(), params));
+        let answer = {
+            let mut lease = self.lease(None).await?;
+            let answer = self.call_leased(&mut lease, None, hook, &params).await?;
+            if let Some(live) = lease.live.as_mut() {
+                live.bound.insert(workload_id.to_string());
+            }
+            answer.into_iter().next()
+        };
+        if matches!(answer, Some(Val::Result(Err(_)))) {
+            return Ok(answer);
         }
-        Ok(answer.into_iter().next().and_then(PluginVal::plain_deep))
+        {
+            let mut shared = self.shared();
+            shared.bound.retain(|(w, _)| w != workload_id);
+            shared.bound.push((workload_id.to_string(), params.clone()));
+        }
+        for index in 0..self.slots.len() {
+            let mut lease = self.lease(Some(index)).await?;
+            let Some(live) = lease.live.as_mut() else {
+                continue;
+            };
+            if live.bound.insert(workload_id.to_string())
+                && let Err(e) = self.invoke(live, hook, &params).await
+            {
+                self.fail(&mut lease, &hook.name, &e);
+            }
+        }
+        Ok(answer)
     }
 
-    /// Forgets `workload_id` and tells the plugin (its
-    /// `on-workload-unbind`, if it exports one).
+    /// Forgets `workload_id` and tells every live instance that knew of it
+    /// (its `on-workload-unbind`, if it exports one).
     pub(crate) async fn unbind(
         &self,
         hook: Option<&FunctionExport>,
         workload_id: &str,
     ) -> Result<(), PluginCallError> {
-        self.state
-            .lock()
-            .await
-            .bound
-            .retain(|(w, _)| w != workload_id);
-        if let Some(hook) = hook {
-            let params = vec![PluginVal::Plain(Val::String(workload_id.to_string()))];
-            self.call(None, hook, params).await?;
+        self.shared().bound.retain(|(w, _)| w != workload_id);
+        let mut failed = None;
+        for index in 0..self.slots.len() {
+            let mut lease = self.lease(Some(index)).await?;
+            let Some(live) = lease.live.as_mut() else {
+                continue;
+            };
+            if !live.bound.remove(workload_id) {
+                continue;
+            }
+            if let Some(hook) = hook {
+                let params = [Val::String(workload_id.to_string())];
+                if let Err(e) = self.invoke(live, hook, &params).await {
+                    failed = Some(self.fail(&mut lease, &hook.name, &e));
+                }
+            }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 }
 
@@ -432,80 +598,71 @@ pub(crate) enum PluginVal {
 }
 
 impl PluginVal {
-    /// The value, when it holds no resource.
-    fn plain_deep(self) -> Option<Val> {
-        let boxed = |v: Option<Box<PluginVal>>| match v {
-            None => Some(None),
-            Some(v) => v.plain_deep().map(|v| Some(Box::new(v))),
-        };
-        Some(match self {
-            PluginVal::Plain(v) => v,
-            PluginVal::Resource { .. } => return None,
-            PluginVal::List(items) => Val::List(
-                items
-                    .into_iter()
-                    .map(Self::plain_deep)
-                    .collect::<Option<_>>()?,
-            ),
-            PluginVal::Record(fields) => Val::Record(
-                fields
-                    .into_iter()
-                    .map(|(n, v)| v.plain_deep().map(|v| (n, v)))
-                    .collect::<Option<_>>()?,
-            ),
-            PluginVal::Tuple(items) => Val::Tuple(
-                items
-                    .into_iter()
-                    .map(Self::plain_deep)
-                    .collect::<Option<_>>()?,
-            ),
-            PluginVal::Variant(case, v) => Val::Variant(case, boxed(v)?),
-            PluginVal::Option(v) => Val::Option(boxed(v)?),
-            PluginVal::Result(Ok(v)) => Val::Result(Ok(boxed(v)?)),
-            PluginVal::Result(Err(v)) => Val::Result(Err(boxed(v)?)),
-        })
+    /// Calls `f` with every handle in the value.
+    fn visit_handles(&self, f: &mut impl FnMut(u32)) {
+        match self {
+            PluginVal::Plain(_) => {}
+            PluginVal::Resource { rep, .. } => f(*rep),
+            PluginVal::List(items) | PluginVal::Tuple(items) => {
+                items.iter().for_each(|v| v.visit_handles(f))
+            }
+            PluginVal::Record(fields) => fields.iter().for_each(|(_, v)| v.visit_handles(f)),
+            PluginVal::Variant(_, v)
+            | PluginVal::Option(v)
+            | PluginVal::Result(Ok(v))
+            | PluginVal::Result(Err(v)) => {
+                if let Some(v) = v {
+                    v.visit_handles(f)
+                }
+            }
+        }
     }
 
     /// Into the plugin's value, looking handles up in its table (an owned
     /// one leaves the table: the plugin has it back).
     fn into_plugin(
         self,
-        table: &mut HashMap<u32, ResourceAny>,
+        table: &mut HashMap<u32, (usize, ResourceAny)>,
+        slot: usize,
         plugin: &str,
     ) -> Result<Val, PluginCallError> {
-        let boxed = |v: Option<Box<PluginVal>>, table: &mut HashMap<u32, ResourceAny>| {
-            v.map(|v| v.into_plugin(table, plugin).map(Box::new))
+        let boxed = |v: Option<Box<PluginVal>>, table: &mut HashMap<u32, (usize, ResourceAny)>| {
+            v.map(|v| v.into_plugin(table, slot, plugin).map(Box::new))
                 .transpose()
         };
         Ok(match self {
             PluginVal::Plain(v) => v,
             PluginVal::Resource { rep, owned, .. } => {
-                let found = if owned {
-                    table.remove(&rep)
-                } else {
-                    table.get(&rep).copied()
+                let found = match table.get(&rep) {
+                    // Only the instance that made it can take it.
+                    Some((owner, resource)) if *owner == slot => Some(*resource),
+                    _ => None,
                 };
-                Val::Resource(found.ok_or_else(|| PluginCallError::StaleResource {
+                let resource = found.ok_or_else(|| PluginCallError::StaleResource {
                     plugin: plugin.to_string(),
                     rep,
-                })?)
+                })?;
+                if owned {
+                    table.remove(&rep);
+                }
+                Val::Resource(resource)
             }
             PluginVal::List(items) => Val::List(
                 items
                     .into_iter()
-                    .map(|v| v.into_plugin(table, plugin))
+                    .map(|v| v.into_plugin(table, slot, plugin))
                     .collect::<Result<_, _>>()?,
             ),
             PluginVal::Record(fields) => Val::Record(
                 fields
                     .into_iter()
-                    .map(|(n, v)| Ok((n, v.into_plugin(table, plugin)?)))
+                    .map(|(n, v)| Ok((n, v.into_plugin(table, slot, plugin)?)))
                     .collect::<Result<_, PluginCallError>>()?,
             ),
             PluginVal::Tuple(items) => Val::Tuple(
                 items
                     .into_iter()
-                    .map(|v| v.into_plugin(table, plugin))
+                    .map(|v| v.into_plugin(table, slot, plugin))
                     .collect::<Result<_, _>>()?,
             ),
             PluginVal::Variant(case, v) => Val::Variant(case, boxed(v, table)?),
@@ -519,10 +676,11 @@ impl PluginVal {
     fn from_plugin(
         val: Val,
         types: &[(ResourceType, u32)],
-        table: &mut HashMap<u32, ResourceAny>,
+        slot: usize,
+        table: &mut HashMap<u32, (usize, ResourceAny)>,
         next: &AtomicU32,
     ) -> PluginVal {
-        let mut go = |v: Val| Self::from_plugin(v, types, table, next);
+        let mut go = |v: Val| Self::from_plugin(v, types, slot, table, next);
         match val {
             Val::Resource(resource) => {
                 let ty = types
@@ -532,7 +690,7 @@ impl PluginVal {
                     .unwrap_or(u32::MAX);
                 let rep = next.fetch_add(1, Ordering::Relaxed);
                 let owned = resource.owned();
-                table.insert(rep, resource);
+                table.insert(rep, (slot, resource));
                 PluginVal::Resource { rep, ty, owned }
             }
             Val::List(items) => PluginVal::List(items.into_iter().map(&mut go).collect()),
