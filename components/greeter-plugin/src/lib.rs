@@ -9,7 +9,11 @@
 //! can watch the host contain and restart a failing plugin; `fetch=HOST:PORT`
 //! makes an outbound HTTP request under the plugin's own egress policy and
 //! answers with the outcome (it also holds the call until the upstream
-//! answers, so tests can keep an instance busy).
+//! answers, so tests can keep an instance busy). Further words use the
+//! host's native capabilities from inside the plugin: `log` writes a
+//! `wasi:logging` line, `secret` reveals the secret `token`, `remember=V` /
+//! `recall` set and get `last` in the host's key-value store, and `bomb`
+//! asks for more memory than a plugin should get.
 
 wit_bindgen::generate!({ path: "wit", world: "plugin", generate_all });
 
@@ -42,6 +46,9 @@ impl Guest for Greeter {
         if let Some(addr) = name.strip_prefix("fetch=") {
             return fetch(addr);
         }
+        if let Some(answer) = capability(&name) {
+            return answer;
+        }
         let caller = identity::caller();
         let greeting = GREETINGS
             .with_borrow(|g| g.get(&caller).cloned())
@@ -49,6 +56,54 @@ impl Guest for Greeter {
             .unwrap_or_else(|| "hello".into());
         format!("{greeting}, {name}, from the plugin to {caller}")
     }
+}
+
+/// The words that exercise the host's native capabilities.
+fn capability(word: &str) -> Option<String> {
+    use wasi::keyvalue::store as kv;
+    use wasi::logging::logging::{Level, log};
+    use wasmcloud::secrets::{reveal, store as secrets};
+    let bucket = || kv::open("greeter").map_err(|e| format!("kv: {e:?}"));
+    let answer = match word {
+        "log" => {
+            log(
+                Level::Info,
+                "greeter",
+                &format!("greeted for {}", identity::caller()),
+            );
+            Ok("logged".to_string())
+        }
+        "secret" => secrets::get("token")
+            .map_err(|e| format!("secret: {e:?}"))
+            .map(|secret| match reveal::reveal(&secret) {
+                secrets::SecretValue::String(value) => format!("secret {value}"),
+                secrets::SecretValue::Bytes(value) => format!("secret of {} bytes", value.len()),
+            }),
+        "recall" => bucket().and_then(|b| {
+            b.get("last").map_err(|e| format!("kv: {e:?}")).map(|v| {
+                format!(
+                    "recalled {}",
+                    String::from_utf8_lossy(&v.unwrap_or_default())
+                )
+            })
+        }),
+        "bomb" => {
+            let hoard = vec![7u8; 512 << 20];
+            Ok(format!(
+                "hoarded {} bytes",
+                hoard.iter().map(|b| *b as usize).sum::<usize>()
+            ))
+        }
+        _ => match word.strip_prefix("remember=") {
+            Some(value) => bucket().and_then(|b| {
+                b.set("last", value.as_bytes())
+                    .map_err(|e| format!("kv: {e:?}"))
+                    .map(|()| "remembered".to_string())
+            }),
+            None => return None,
+        },
+    };
+    Some(answer.unwrap_or_else(|e| e))
 }
 
 /// `GET http://<addr>/`: the upstream's status and body, or why not.

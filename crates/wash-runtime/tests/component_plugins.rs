@@ -292,6 +292,66 @@ async fn calls_run_at_once_in_a_pool_and_reach_out_under_the_plugins_own_policy(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_uses_the_hosts_capabilities_under_its_own_limits() {
+    common::logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cr3t").unwrap();
+    let mut greeter = greeter();
+    greeter.id = "capable".into();
+    greeter.instances = 2;
+    greeter.local_resources.memory_limit_mb = 64;
+    // Its own secrets, as a workload's are given.
+    greeter.host_interfaces.push(interface(
+        "wasmcloud",
+        "secrets",
+        &[("token", &format!("file:{}", token.display()))],
+    ));
+    let host = host_with(vec![greeter]).await.expect("host starts");
+    start(&host, "front", "http_greeter").await;
+    start(&host, "back", "http_greeter").await;
+    let addr = host.http_addr().unwrap();
+    let client = client();
+
+    // wasi:logging: the line is the plugin's, and names the caller it
+    // served.
+    assert_eq!(
+        get(&client, addr, "front.test", "/log").await,
+        (200, "logged\n".into())
+    );
+    let lines = common::logs::lines_with(&["greeted for front"]);
+    assert!(
+        lines.iter().any(|l| l.contains("plugin:capable")),
+        "{lines:#?}"
+    );
+    // wasmcloud:secrets, from the plugin's own host interface entry.
+    assert_eq!(
+        get(&client, addr, "front.test", "/secret").await,
+        (200, "secret s3cr3t\n".into())
+    );
+    // wasi:keyvalue from the host: the plugin's own backing store, which
+    // all its instances and callers share.
+    assert_eq!(
+        get(&client, addr, "front.test", "/remember=blue").await,
+        (200, "remembered\n".into())
+    );
+    assert_eq!(
+        get(&client, addr, "back.test", "/recall").await,
+        (200, "recalled blue\n".into())
+    );
+    // Its memory limit: asking for more fails the call, not the host,
+    // and the plugin serves again.
+    assert_eq!(get(&client, addr, "front.test", "/bomb").await.0, 500);
+    let lines = common::logs::lines_with(&["plugin=capable", "memory limit of 64 MiB"]);
+    assert!(!lines.is_empty(), "the failure names the limit");
+    assert_eq!(
+        get(&client, addr, "back.test", "/ada").await,
+        (200, "hi, ada, from the plugin to back\n".into())
+    );
+    assert_eq!(host.component_plugin_status("capable").unwrap().restarts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unchanged_kv_workload_runs_on_a_kv_plugin_and_workloads_stay_apart() {
     let host = host_with(vec![spec("kv", "kv_plugin")])
         .await
@@ -384,6 +444,25 @@ async fn bad_plugins_stop_the_start_naming_them() {
     assert!(err.to_string().contains("greeter"), "{err}");
     assert!(err.to_string().contains("digest"), "{err}");
 
+    // A function passing a stream: streams belong to one store.
+    let streamy = ComponentPluginSpec::new(
+        "streamy",
+        ComponentPluginSource::Bytes(component_of("streamy")),
+    );
+    let err = refused(vec![streamy]).await;
+    assert!(
+        matches!(
+            err,
+            HostError::ComponentPlugin(ComponentPluginError::Unsupported { kind: "stream", .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("`streamy`"), "{err}");
+    assert!(
+        err.to_string().contains("test:plugins/streams@0.1.0#lines"),
+        "{err}"
+    );
+
     // A missing file.
     let missing = ComponentPluginSpec::new(
         "lost",
@@ -395,4 +474,78 @@ async fn bad_plugins_stop_the_start_naming_them() {
         err.to_string().contains("/nonexistent/plugin.wasm"),
         "{err}"
     );
+}
+
+/// Plugins importing each other's exports, in components made from this
+/// WIT (their functions trap; loading, ordering and linking is what counts).
+const PLUGINS_WIT: &str = r#"
+package test:plugins@0.1.0;
+
+interface ping { ping: func() -> string; }
+interface pong { pong: func() -> string; }
+interface base { base: func() -> string; }
+interface streams { lines: func() -> stream<string>; }
+
+world ping-side { import pong; export ping; }
+world pong-side { import ping; export pong; }
+world on-base { import base; export ping; }
+world base-side { export base; }
+world streamy { export streams; }
+"#;
+
+/// A component of `world` in [`PLUGINS_WIT`].
+fn component_of(world: &str) -> bytes::Bytes {
+    let mut resolve = wit_parser::Resolve::default();
+    let package = resolve.push_str("plugins.wit", PLUGINS_WIT).unwrap();
+    let world = resolve.select_world(&[package], Some(world)).unwrap();
+    let mut module =
+        wit_component::dummy_module(&resolve, world, wit_parser::ManglingAndAbi::Standard32);
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
+        .into()
+}
+
+fn made(id: &str, world: &str) -> ComponentPluginSpec {
+    ComponentPluginSpec::new(id, ComponentPluginSource::Bytes(component_of(world)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_start_after_the_plugins_they_import_and_cycles_are_refused() {
+    // `top` imports what `base` exports: listed first, started second.
+    let host = host_with(vec![made("top", "on-base"), made("base", "base-side")])
+        .await
+        .expect("host starts");
+    for id in ["top", "base"] {
+        let status = host.component_plugin_status(id).unwrap();
+        assert!(status.started, "{status:?}");
+        assert_eq!(
+            host.workload_status(&format!("plugin:{id}"))
+                .await
+                .workload_state,
+            wash_runtime::types::WorkloadState::Running
+        );
+    }
+    drop(host);
+
+    // Each imports the other's export: refused, the cycle named.
+    let err = refused(vec![made("ping", "ping-side"), made("pong", "pong-side")]).await;
+    assert!(
+        matches!(
+            err,
+            HostError::ComponentPlugin(ComponentPluginError::Cycle(_))
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("ping -> pong -> ping"), "{err}");
 }

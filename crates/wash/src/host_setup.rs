@@ -162,6 +162,15 @@ fn component_plugin(entry: &crate::config::PluginEntry) -> Result<ComponentPlugi
     if let Some(instances) = entry.instances {
         spec.instances = instances;
     }
+    if !entry.secrets.is_empty() {
+        spec.host_interfaces
+            .push(wash_runtime::types::WitInterface {
+                namespace: "wasmcloud".into(),
+                package: "secrets".into(),
+                config: entry.secrets.clone(),
+                ..Default::default()
+            });
+    }
     let resources = &mut spec.local_resources;
     resources.config = entry.config.clone();
     resources.allowed_hosts = entry.allowed_hosts.clone();

@@ -16,7 +16,11 @@ const STARTUP: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wash_dev_links_plugins_from_a_flag_and_from_the_config() {
-    // A flag: the greeter plugin, for a workload importing its interface.
+    // A flag: the greeter plugin, for a workload importing its interface,
+    // with its own config, secret and a pool of two instances.
+    let secrets = tempfile::tempdir().unwrap();
+    let token = secrets.path().join("token");
+    std::fs::write(&token, "from-a-file").unwrap();
     let mut command = wash();
     command
         .args([
@@ -27,8 +31,9 @@ async fn wash_dev_links_plugins_from_a_flag_and_from_the_config() {
             "--host-plugin",
         ])
         .arg(format!(
-            "id=greeter,file={},config.greeting=hey",
-            fixture("greeter_plugin").display()
+            "id=greeter,file={},config.greeting=hey,secret.token=file:{},instances=2",
+            fixture("greeter_plugin").display(),
+            token.display()
         ))
         .arg(fixture("http_greeter"));
     let dev = Running::spawn(command);
@@ -40,6 +45,10 @@ async fn wash_dev_links_plugins_from_a_flag_and_from_the_config() {
         "{body}"
     );
     assert_eq!(get(&format!("{url}count/9")).await, (200, "10 11\n".into()));
+    assert_eq!(
+        get(&format!("{url}secret")).await,
+        (200, "secret from-a-file\n".into())
+    );
     assert!(dev.terminate().await);
 
     // The config, with a path relative to the project: the key-value

@@ -180,6 +180,10 @@ pub struct PluginEntry {
     /// Its own `wasi:config` values.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// Its own secrets (`wasmcloud:secrets`): name to `env:VAR` or
+    /// `file:PATH`, as a workload's.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
     /// Hosts its outbound HTTP and sockets may reach.
     #[serde(
         rename = "allowedHosts",
@@ -207,7 +211,8 @@ pub struct PluginEntry {
 impl PluginEntry {
     /// Parses `id=NAME,file=PATH` or `id=NAME,image=REF[,digest=sha256:...]`,
     /// with optional `max-restarts=N`, `instances=N`, `memory-limit-mb=N`, `timeout-ms=N`,
-    /// `config.KEY=VALUE` and `allow-host=HOST` (both repeatable).
+    /// `config.KEY=VALUE`, `secret.NAME=env:VAR|file:PATH` and
+    /// `allow-host=HOST` (all repeatable).
     pub fn parse(raw: &str) -> Result<Self, String> {
         let number = |key: &str, value: &str| {
             value
@@ -235,16 +240,18 @@ impl PluginEntry {
                 }
                 "timeout-ms" | "timeout_ms" => entry.timeout_ms = Some(number(key, value)?),
                 "allow-host" | "allowed-host" => entry.allowed_hosts.push(value.to_string()),
-                other => match other.strip_prefix("config.") {
-                    Some(name) if !name.is_empty() => {
+                other => match (other.strip_prefix("config."), other.strip_prefix("secret.")) {
+                    (Some(name), _) if !name.is_empty() => {
                         entry.config.insert(name.to_string(), value.to_string());
+                    }
+                    (_, Some(name)) if !name.is_empty() => {
+                        entry.secrets.insert(name.to_string(), value.to_string());
                     }
                     _ => {
                         return Err(format!(
                             "unknown key `{other}` in `{raw}` (expected id, file, image, \
                              digest, max-restarts, instances, memory-limit-mb, timeout-ms, \
-                             allow-host, \
-                             config.KEY)"
+                             allow-host, config.KEY, secret.NAME)"
                         ));
                     }
                 },
@@ -632,6 +639,7 @@ mod plugin_entry_tests {
     fn host_plugin_specs_parse_and_bad_ones_say_what_is_wrong() {
         let entry = PluginEntry::parse(
             "id=kv,image=reg/kv:1,digest=sha256:ab,max-restarts=2,instances=4,config.mode=fast,\
+             secret.token=env:KV_TOKEN,\
              allow-host=a.example.com,allow-host=b.example.com,memory-limit-mb=64,timeout-ms=500",
         )
         .unwrap();
@@ -641,6 +649,10 @@ mod plugin_entry_tests {
         assert_eq!(entry.max_restarts, Some(2));
         assert_eq!(entry.instances, Some(4));
         assert_eq!(entry.config.get("mode").map(String::as_str), Some("fast"));
+        assert_eq!(
+            entry.secrets.get("token").map(String::as_str),
+            Some("env:KV_TOKEN")
+        );
         assert_eq!(entry.allowed_hosts, ["a.example.com", "b.example.com"]);
         assert_eq!(
             (entry.memory_limit_mb, entry.timeout_ms),

@@ -176,6 +176,19 @@ pub enum ComponentPluginError {
         /// What it exports.
         exports: String,
     },
+    /// An exported function passes values that cannot cross stores.
+    #[error(
+        "component plugin `{id}`: `{function}` passes a {kind}, which cannot cross from a \
+         plugin to a workload (use lists or resources instead)"
+    )]
+    Unsupported {
+        /// The plugin.
+        id: String,
+        /// The function, `interface#name`.
+        function: String,
+        /// What it passes: `stream`, `future` or `error-context`.
+        kind: &'static str,
+    },
     /// Plugins import each other's exports in a cycle.
     #[error("component plugins import each other in a cycle: {0}")]
     Cycle(String),
@@ -219,23 +232,39 @@ pub(crate) struct PluginExports {
 /// confused.
 static NEXT_RESOURCE_TYPE: AtomicU32 = AtomicU32::new(0x5741_0000);
 
+/// What `f` says of the first leaf of `ty` it says anything of; leaves are
+/// the types that are not lists, maps, records, tuples, variants, options
+/// or results.
+fn find_leaf<T>(
+    ty: &wasmtime::component::types::Type,
+    f: &impl Fn(&wasmtime::component::types::Type) -> Option<T>,
+) -> Option<T> {
+    use wasmtime::component::types::Type;
+    match ty {
+        Type::List(list) => find_leaf(&list.ty(), f),
+        Type::FixedLengthList(list) => find_leaf(&list.ty(), f),
+        Type::Map(map) => find_leaf(&map.key(), f).or_else(|| find_leaf(&map.value(), f)),
+        Type::Record(record) => record.fields().find_map(|field| find_leaf(&field.ty, f)),
+        Type::Tuple(tuple) => tuple.types().find_map(|t| find_leaf(&t, f)),
+        Type::Variant(variant) => variant
+            .cases()
+            .find_map(|case| case.ty.as_ref().and_then(|t| find_leaf(t, f))),
+        Type::Option(option) => find_leaf(&option.ty(), f),
+        Type::Result(result) => result
+            .ok()
+            .as_ref()
+            .and_then(|t| find_leaf(t, f))
+            .or_else(|| result.err().as_ref().and_then(|t| find_leaf(t, f))),
+        leaf => f(leaf),
+    }
+}
+
 /// Whether values of `ty` can hold handles (resources, streams, futures),
 /// which must be translated between the workload's store and the plugin's;
 /// anything else crosses as is.
 fn carries_handles(ty: &wasmtime::component::types::Type) -> bool {
     use wasmtime::component::types::Type;
-    match ty {
-        Type::List(list) => carries_handles(&list.ty()),
-        Type::Record(record) => record.fields().any(|f| carries_handles(&f.ty)),
-        Type::Tuple(tuple) => tuple.types().any(|t| carries_handles(&t)),
-        Type::Variant(variant) => variant
-            .cases()
-            .any(|c| c.ty.as_ref().is_some_and(carries_handles)),
-        Type::Option(option) => carries_handles(&option.ty()),
-        Type::Result(result) => {
-            result.ok().as_ref().is_some_and(carries_handles)
-                || result.err().as_ref().is_some_and(carries_handles)
-        }
+    find_leaf(ty, &|leaf| match leaf {
         Type::Bool
         | Type::S8
         | Type::U8
@@ -250,10 +279,24 @@ fn carries_handles(ty: &wasmtime::component::types::Type) -> bool {
         | Type::Char
         | Type::String
         | Type::Enum(_)
-        | Type::Flags(_) => false,
+        | Type::Flags(_) => None,
         // Handles, and what this host does not look into: the careful path.
-        _ => true,
-    }
+        _ => Some(()),
+    })
+    .is_some()
+}
+
+/// The first value kind in `ty` that cannot cross between a workload's
+/// store and a plugin's: streams, futures and error contexts belong to one
+/// store's event loop, and this host does not relay them.
+fn store_bound(ty: &wasmtime::component::types::Type) -> Option<&'static str> {
+    use wasmtime::component::types::Type;
+    find_leaf(ty, &|leaf| match leaf {
+        Type::Stream(_) => Some("stream"),
+        Type::Future(_) => Some("future"),
+        Type::ErrorContext => Some("error-context"),
+        _ => None,
+    })
 }
 
 /// `ns:pkg/iface@version` split; `None` for a plain name.
@@ -283,6 +326,8 @@ impl PluginExports {
             let ComponentItem::ComponentInstance(instance) = item.ty else {
                 continue;
             };
+            // What a host calls, not what a workload imports.
+            let offered = !(name.starts_with("wasi:http/") || name.starts_with("wasi:cli/"));
             let mut interface = InterfaceExports {
                 name: name.to_string(),
                 functions: Vec::new(),
@@ -291,6 +336,18 @@ impl PluginExports {
             for (item_name, item) in instance.exports(wasmtime) {
                 match item.ty {
                     ComponentItem::ComponentFunc(func) => {
+                        if offered
+                            && let Some(kind) = func
+                                .params()
+                                .find_map(|(_, ty)| store_bound(&ty))
+                                .or_else(|| func.results().find_map(|ty| store_bound(&ty)))
+                        {
+                            return Err(ComponentPluginError::Unsupported {
+                                id: id.to_string(),
+                                function: format!("{name}#{item_name}"),
+                                kind,
+                            });
+                        }
                         let plain_results = !func.results().any(|ty| carries_handles(&ty));
                         let plain_params = !func.params().any(|(_, ty)| carries_handles(&ty));
                         interface.functions.push(FunctionExport {
@@ -330,8 +387,7 @@ impl PluginExports {
                 exports.on_unbind = find("on-workload-unbind");
                 continue;
             }
-            // What a host calls, not what a workload imports.
-            if name.starts_with("wasi:http/") || name.starts_with("wasi:cli/") {
+            if !offered {
                 continue;
             }
             if split_name(name).is_some() {
