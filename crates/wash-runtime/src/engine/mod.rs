@@ -121,6 +121,8 @@ pub struct EngineBuilder {
     fuel: Option<u64>,
     cache_dir: Option<PathBuf>,
     epoch_tick: Duration,
+    /// Whether stores support concurrent (WASI P3) execution.
+    concurrency: bool,
     #[cfg(feature = "wasi-tls")]
     tls_provider: Option<Arc<dyn crate::tls::wasi::TlsProvider>>,
 }
@@ -152,6 +154,7 @@ impl EngineBuilder {
             fuel: None,
             cache_dir: None,
             epoch_tick: DEFAULT_EPOCH_TICK,
+            concurrency: true,
             #[cfg(feature = "wasi-tls")]
             tls_provider: None,
         }
@@ -201,6 +204,7 @@ impl EngineBuilder {
     fn config(&self, pooling: bool) -> wasmtime::Config {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
+        config.concurrency_support(self.concurrency);
         config.epoch_interruption(true);
         config.consume_fuel(self.fuel.is_some());
         if pooling {
@@ -260,6 +264,7 @@ impl EngineBuilder {
             .panic_handler(|_| {})
             .build()
             .map_err(|e| EngineError::PrepareThreads(e.to_string()))?;
+        let settings = self.clone();
         #[cfg(feature = "wasi-tls")]
         let tls_provider = match self.tls_provider {
             Some(provider) => provider,
@@ -268,6 +273,7 @@ impl EngineBuilder {
         debug!(pooling, max_instances = self.max_instances, "engine ready");
         Ok(Engine {
             inner: Arc::new(EngineInner {
+                settings,
                 wasmtime: engine,
                 cache,
                 fuel: self.fuel,
@@ -298,6 +304,8 @@ pub struct Engine {
 }
 
 struct EngineInner {
+    /// What it was built with, for [`Engine::synchronous`].
+    settings: EngineBuilder,
     wasmtime: wasmtime::Engine,
     cache: Option<CompileCache>,
     fuel: Option<u64>,
@@ -356,6 +364,22 @@ pub struct CompiledComponent {
 }
 
 impl Engine {
+    /// An engine like this one but without concurrent (WASI P3) execution
+    /// and with on-demand allocation, for stores that only ever run one
+    /// synchronous call at a time (component plugins): a call into such a
+    /// store skips the concurrent-call machinery, several times cheaper.
+    pub(crate) fn synchronous(&self) -> Result<Engine, EngineError> {
+        let mut settings = self.inner.settings.clone();
+        settings.concurrency = false;
+        settings.pooling = false;
+        settings.build()
+    }
+
+    /// Whether stores support concurrent (WASI P3) execution.
+    pub(crate) fn concurrent(&self) -> bool {
+        self.inner.settings.concurrency
+    }
+
     /// The underlying wasmtime engine.
     pub fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner.wasmtime

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::http::{HttpServer, HttpServerBuilder, Ingress, tls_server_config};
 use super::interfaces::{ProvidedInterfaces, base_linker};
 use super::registry::Registry;
-use super::{DEFAULT_REQUEST_TIMEOUT, Host, HostError, HostInner};
+use super::{DEFAULT_REQUEST_TIMEOUT, Host, HostError, HostInner, SynchronousPlugins};
 use crate::egress::{DefaultOutgoingHandler, OutgoingHandler};
 use crate::engine::{Engine, EngineBuilder};
 use crate::plugin::Plugin;
@@ -147,9 +147,27 @@ impl HostBuilder {
         // start before anything listens; listed before the native plugins,
         // so that they serve the interfaces they were added for.
         let mut loaded: Vec<LoadedPlugin> = Vec::new();
-        for spec in self.component_plugins {
-            loaded.push(component::load(&engine, self.oci.as_ref(), spec).await?);
+        let synchronous = match self.component_plugins.is_empty() {
+            true => None,
+            false => Some(engine.synchronous()?),
+        };
+        if let Some(synchronous) = &synchronous {
+            for spec in self.component_plugins {
+                loaded.push(component::load(synchronous, &engine, self.oci.as_ref(), spec).await?);
+            }
         }
+        let synchronous_plugins = match synchronous {
+            Some(engine) if loaded.iter().any(|l| l.synchronous) => Some(SynchronousPlugins {
+                linker: base_linker(&engine).map_err(|e| HostError::Linker(e.into()))?,
+                engine,
+                workloads: loaded
+                    .iter()
+                    .filter(|l| l.synchronous)
+                    .map(|l| l.spec.workload_id())
+                    .collect(),
+            }),
+            _ => None,
+        };
         let order = component::start_order(&loaded)?;
         let mut plugins: Vec<Plugin> = loaded
             .iter()
@@ -211,6 +229,7 @@ impl HostBuilder {
                     .iter()
                     .map(|l| (l.spec.id.clone(), l.plugin.runtime_cell()))
                     .collect(),
+                synchronous_plugins,
             }),
         };
         for index in order {

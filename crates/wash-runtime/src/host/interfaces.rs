@@ -52,10 +52,14 @@ fn wasi_sets() -> Vec<WasiSet> {
     sets
 }
 
-/// The linker every component starts from: every WASI set.
+/// The linker every component starts from: every WASI set (only the P2
+/// ones on an engine without concurrency, which cannot run P3).
 pub(crate) fn base_linker(engine: &Engine) -> wasmtime::Result<Linker<StoreState>> {
     let mut linker = Linker::new(engine.wasmtime());
     for set in wasi_sets() {
+        if !engine.concurrent() && set.version != "0.2" {
+            continue;
+        }
         (set.add)(&mut linker)?;
     }
     Ok(linker)

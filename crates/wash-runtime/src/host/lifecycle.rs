@@ -325,9 +325,15 @@ impl Host {
             .engine
             .prepare(move || {
                 let inner = &host.inner;
+                let (engine, linker) = match &inner.synchronous_plugins {
+                    Some(sync) if sync.workloads.contains(&*workload_id) => {
+                        (&sync.engine, &sync.linker)
+                    }
+                    _ => (&inner.engine, &inner.linker),
+                };
                 let context = ResolveContext {
-                    engine: &inner.engine,
-                    linker: &inner.linker,
+                    engine,
+                    linker,
                     provided: &inner.provided,
                     plugins: &inner.plugins,
                     workload_id,

@@ -135,6 +135,16 @@ struct HostInner {
     metrics: Arc<HostMetrics>,
     /// Each component plugin's runtime, by plugin id (set once started).
     component_plugins: Vec<(String, crate::plugin::component::RuntimeCell)>,
+    /// Where component plugins that need no P3 run.
+    synchronous_plugins: Option<SynchronousPlugins>,
+}
+
+/// The engine (without concurrency) and linker of the component plugins
+/// that run on it, by their workload ids.
+struct SynchronousPlugins {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    workloads: std::collections::HashSet<String>,
 }
 
 impl Host {

@@ -445,14 +445,19 @@ pub(crate) struct LoadedPlugin {
     pub(crate) plugin: ComponentPlugin,
     /// Interfaces it imports (to order starts and find cycles).
     imports: Vec<String>,
+    /// Whether it runs on the synchronous engine (it needs no P3).
+    pub(crate) synchronous: bool,
     /// Held until its workload starts, which then reuses the compiled code.
     _compiled: CompiledComponent,
 }
 
 /// Loads a plugin: its bytes (read or pulled), compiled (checking the
-/// digest pin), its exports read.
+/// digest pin), its exports read. A plugin is compiled for `synchronous`
+/// (an engine without concurrency: calls into it are much cheaper) unless
+/// it uses P3, which only `concurrent` runs.
 pub(crate) async fn load(
-    engine: &Engine,
+    synchronous: &Engine,
+    concurrent: &Engine,
     oci: Option<&crate::oci::OciClient>,
     spec: ComponentPluginSpec,
 ) -> Result<LoadedPlugin, ComponentPluginError> {
@@ -488,15 +493,27 @@ pub(crate) async fn load(
             }
         };
     let origin = format!("component plugin `{id}`");
-    let compiled = {
+    let compile = |engine: &Engine| {
         let (engine, bytes, digest) = (engine.clone(), bytes.clone(), spec.digest.clone());
         let origin = origin.clone();
-        tokio::task::spawn_blocking(move || engine.compile(&bytes, &origin, digest.as_deref()))
-            .await
-            .map_err(|e| ComponentPluginError::Start {
-                id: id.clone(),
-                message: format!("compilation did not finish: {e}"),
-            })??
+        let id = id.clone();
+        async move {
+            tokio::task::spawn_blocking(move || engine.compile(&bytes, &origin, digest.as_deref()))
+                .await
+                .map_err(|e| ComponentPluginError::Start {
+                    id,
+                    message: format!("compilation did not finish: {e}"),
+                })
+        }
+    };
+    let (compiled, engine) = match compile(synchronous).await? {
+        Ok(compiled) => (compiled, synchronous),
+        // Valid only with concurrency (a P3 plugin): the other engine says
+        // whether it is valid at all.
+        Err(crate::engine::EngineError::Invalid { .. }) => {
+            (compile(concurrent).await??, concurrent)
+        }
+        Err(e) => return Err(e.into()),
     };
     let exports = Arc::new(PluginExports::of(engine, &id, &compiled)?);
     let imports = compiled
@@ -516,6 +533,7 @@ pub(crate) async fn load(
         bytes,
         spec,
         imports,
+        synchronous: std::ptr::eq(engine, synchronous),
         _compiled: compiled,
     })
 }
