@@ -7,13 +7,17 @@ wit_bindgen::generate!({ path: "wit", world: "plugin", generate_all });
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use exports::wasi::keyvalue::atomics;
-use exports::wasi::keyvalue::store::{self, Bucket, BucketBorrow, Error, GuestBucket, KeyResponse};
+use exports::wasi::keyvalue::store::{self, BucketBorrow, Error, GuestBucket, KeyResponse};
 use wasmcloud::host::identity;
 
-/// (workload, bucket) -> key -> value.
-type Map = BTreeMap<(String, String), BTreeMap<String, Vec<u8>>>;
+/// One bucket of one workload: key -> value.
+type Bucket = Rc<RefCell<BTreeMap<String, Vec<u8>>>>;
+
+/// (workload, bucket) -> its keys.
+type Map = BTreeMap<(String, String), Bucket>;
 
 thread_local! {
     static DATA: RefCell<Map> = const { RefCell::new(BTreeMap::new()) };
@@ -24,30 +28,26 @@ const PAGE: usize = 100;
 
 struct KvPlugin;
 
-/// An open bucket: its name, for the workload that opened it.
-struct OpenBucket {
-    workload: String,
-    name: String,
-}
+/// An open bucket: the keys of the bucket it names, for the workload that
+/// opened it (found once, at open).
+struct OpenBucket(Bucket);
 
 impl OpenBucket {
     fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>) -> T) -> T {
-        DATA.with_borrow_mut(|data| {
-            f(data
-                .entry((self.workload.clone(), self.name.clone()))
-                .or_default())
-        })
+        f(&mut self.0.borrow_mut())
     }
 }
 
 impl store::Guest for KvPlugin {
     type Bucket = OpenBucket;
 
-    fn open(identifier: String) -> Result<Bucket, Error> {
-        Ok(Bucket::new(OpenBucket {
-            workload: identity::caller(),
-            name: identifier,
-        }))
+    fn open(identifier: String) -> Result<store::Bucket, Error> {
+        let keys = DATA.with_borrow_mut(|data| {
+            data.entry((identity::caller(), identifier))
+                .or_default()
+                .clone()
+        });
+        Ok(store::Bucket::new(OpenBucket(keys)))
     }
 }
 

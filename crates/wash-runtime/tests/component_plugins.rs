@@ -131,6 +131,13 @@ async fn a_custom_interface_is_served_by_a_plugin_that_knows_its_caller() {
         (200, "hi, ada, from the plugin to fr\n".into())
     );
 
+    // A custom interface goes the dynamic way.
+    assert!(
+        host.component_plugin_status("greeter")
+            .unwrap()
+            .typed
+            .is_empty()
+    );
     // The plugin's interface is what the host reports it provides.
     let provided = host.provided_interfaces();
     assert!(
@@ -381,6 +388,18 @@ async fn an_unchanged_kv_workload_runs_on_a_kv_plugin_and_workloads_stay_apart()
     assert_eq!(
         send(addr, "one.test", "GET", "/", "").await,
         (200, "201\n".into())
+    );
+
+    // It exports the whole of store and atomics, so workloads call it
+    // through typed bindings: values, deletes and listings come back right.
+    assert_eq!(
+        host.component_plugin_status("kv").unwrap().typed,
+        vec!["wasi:keyvalue"]
+    );
+    start(&host, "bench", "kv_bench").await;
+    assert_eq!(
+        send(addr, "bench.test", "GET", "/verify", "").await,
+        (200, "verified\n".into())
     );
 }
 

@@ -18,6 +18,7 @@
 //! go to that instance.
 
 pub(crate) mod identity;
+pub(crate) mod keyvalue;
 mod link;
 pub(crate) mod runtime;
 
@@ -58,6 +59,9 @@ pub struct ComponentPluginStatus {
     pub restarts: u32,
     /// Instances alive now.
     pub live_instances: usize,
+    /// Interfaces its workloads call through typed bindings rather than
+    /// dynamic values (`wasi:keyvalue` when it exports store and atomics).
+    pub typed: Vec<&'static str>,
 }
 
 impl ComponentPluginStatus {
@@ -69,6 +73,7 @@ impl ComponentPluginStatus {
                 failure: None,
                 restarts: 0,
                 live_instances: 0,
+                typed: Vec::new(),
             },
             Some(runtime) => Self {
                 id: id.to_string(),
@@ -76,6 +81,10 @@ impl ComponentPluginStatus {
                 failure: runtime.failure(),
                 restarts: runtime.restarts(),
                 live_instances: runtime.live_instances(),
+                typed: match runtime.typed_keyvalue() {
+                    true => vec!["wasi:keyvalue"],
+                    false => Vec::new(),
+                },
             },
         }
     }
@@ -709,7 +718,37 @@ impl HostPlugin for ComponentPlugin {
         item: &mut ItemBind<'_>,
     ) -> Result<(), PluginError> {
         let runtime = self.runtime()?.clone();
+        // wasi:keyvalue takes the typed path when the plugin exports it
+        // whole and the workload imports nothing of it the path lacks
+        // (their buckets must be one type).
+        let keyvalue_imports: Vec<String> = item
+            .imports
+            .iter()
+            .filter(|i| keyvalue::bridges(i))
+            .cloned()
+            .collect();
+        let typed_keyvalue = runtime.typed_keyvalue()
+            && !keyvalue_imports.is_empty()
+            && keyvalue_imports.len()
+                == item
+                    .imports
+                    .iter()
+                    .filter(|i| i.starts_with("wasi:keyvalue/"))
+                    .count();
+        if typed_keyvalue {
+            keyvalue::link(
+                item.linker,
+                item.bindings,
+                &keyvalue_imports,
+                runtime.clone(),
+                bound.workload_id.clone(),
+            )
+            .map_err(|e| PluginError::link(&self.id, "wasi:keyvalue", format!("{e:#}")))?;
+        }
         for import in item.imports.clone() {
+            if typed_keyvalue && keyvalue::bridges(&import) {
+                continue;
+            }
             let interface = self.exports.serving(&import).ok_or_else(|| {
                 PluginError::link(&self.id, &import, "the plugin does not export it")
             })?;

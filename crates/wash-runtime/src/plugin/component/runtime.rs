@@ -61,8 +61,8 @@ pub enum PluginCallError {
 }
 
 /// One instance and what belongs to it.
-struct Live {
-    store: InstanceStore,
+pub(crate) struct Live {
+    pub(crate) store: InstanceStore,
     instance: Instance,
     /// Each exported resource type of this instance, with the id workloads
     /// know it by.
@@ -71,6 +71,8 @@ struct Live {
     funcs: Vec<Option<Func>>,
     /// Workloads whose `on-workload-bind` this instance has seen.
     bound: HashSet<String>,
+    /// Typed bindings of its `wasi:keyvalue` exports, if it has them.
+    pub(crate) keyvalue: Option<super::keyvalue::Provider>,
 }
 
 /// `interface`'s export `name` in `instance`.
@@ -118,6 +120,9 @@ pub(crate) struct PluginRuntime {
     next_rep: AtomicU32,
     restarts: AtomicU32,
     max_restarts: u32,
+    /// Where its `wasi:keyvalue` exports are, when it exports the whole of
+    /// store and atomics (calls then take the typed path).
+    keyvalue: Option<super::keyvalue::ProviderIndices>,
 }
 
 impl PluginRuntime {
@@ -129,6 +134,7 @@ impl PluginRuntime {
         max_restarts: u32,
     ) -> Self {
         let instances = instances.max(1) as usize;
+        let keyvalue = super::keyvalue::ProviderIndices::of(handle.instance_pre());
         Self {
             id,
             handle,
@@ -141,7 +147,13 @@ impl PluginRuntime {
             next_rep: AtomicU32::new(1),
             restarts: AtomicU32::new(0),
             max_restarts,
+            keyvalue,
         }
+    }
+
+    /// Whether its `wasi:keyvalue` exports can be called typed.
+    pub(crate) fn typed_keyvalue(&self) -> bool {
+        self.keyvalue.is_some()
     }
 
     /// Whether it failed for good.
@@ -262,12 +274,20 @@ impl PluginRuntime {
                     resource_types.push((ty, *id));
                 }
             }
+            let keyvalue =
+                match &self.keyvalue {
+                    Some(indices) => Some(indices.load(&mut store, &instance).map_err(|e| {
+                        self.error(format!("cannot bind its wasi:keyvalue: {e:#}"))
+                    })?),
+                    None => None,
+                };
             let mut live = Live {
                 store,
                 instance,
                 resource_types,
                 funcs: vec![None; self.exports.functions],
                 bound: HashSet::new(),
+                keyvalue,
             };
             // A new instance learns the workloads bound to the others.
             if let Some(hook) = &self.exports.on_bind {
@@ -468,6 +488,53 @@ impl PluginRuntime {
         let outcome = self.invoke(live, function, params).await;
         live.store.data_mut().caller = None;
         outcome.map_err(|e| self.fail(lease, &function.name, &e))
+    }
+
+    /// Runs `call` for `caller` in an instance (the one in slot `pinned`,
+    /// or any), under the plugin's deadline, a failure counting as for any
+    /// call; the slot it ran in, and its answer.
+    pub(crate) async fn call_typed<R>(
+        &self,
+        pinned: Option<usize>,
+        caller: &Arc<str>,
+        function: &str,
+        call: impl AsyncFnOnce(&mut Live) -> wasmtime::Result<R>,
+    ) -> Result<(usize, R), PluginCallError> {
+        let mut lease = self.lease(pinned).await?;
+        let live = self.ensure_live(&mut lease).await?;
+        live.store
+            .data_mut()
+            .deadline
+            .set(std::time::Instant::now() + self.handle.timeout());
+        live.store.data_mut().caller = Some(caller.clone());
+        let outcome = call(live).await;
+        if let Some(live) = lease.live.as_mut() {
+            live.store.data_mut().caller = None;
+        }
+        match outcome {
+            Ok(answer) => Ok((lease.index, answer)),
+            Err(e) => Err(self.fail(&mut lease, function, &e)),
+        }
+    }
+
+    /// Enters `resource`, made by the instance in `slot`, in the table; the
+    /// handle a workload holds for it.
+    pub(crate) fn adopt(&self, slot: usize, resource: ResourceAny) -> u32 {
+        let rep = self.next_rep.fetch_add(1, Ordering::Relaxed);
+        self.shared().resources.insert(rep, (slot, resource));
+        rep
+    }
+
+    /// The resource behind handle `rep` and the slot of its instance.
+    pub(crate) fn resource(&self, rep: u32) -> Result<(usize, ResourceAny), PluginCallError> {
+        self.shared()
+            .resources
+            .get(&rep)
+            .copied()
+            .ok_or_else(|| PluginCallError::StaleResource {
+                plugin: self.id.clone(),
+                rep,
+            })
     }
 
     /// A workload dropped its handle `rep`: drop the plugin's resource.
