@@ -140,17 +140,19 @@ async fn on_bucket<R>(
         ResourceAny,
     ) -> wasmtime::Result<R>,
 ) -> wasmtime::Result<R> {
-    let (slot, resource) = runtime
-        .resource(bucket.rep())
-        .map_err(wasmtime::Error::new)?;
     // Boxed: the call's future is large, and the host function's own
     // future would otherwise carry (and copy) all of it.
-    let (_, answer) = Box::pin(
-        runtime.call_typed(Some(slot), &caller, function, async |live| {
+    let (_, answer) = Box::pin(runtime.call_typed(
+        Some(bucket.rep()),
+        &caller,
+        function,
+        async |live, resource| {
             let (keyvalue, store) = typed(live)?;
+            let resource =
+                resource.ok_or_else(|| wasmtime::format_err!("no bucket behind the handle"))?;
             call(keyvalue, store, resource).await
-        }),
-    )
+        },
+    ))
     .await
     .map_err(wasmtime::Error::new)?;
     Ok(answer)
@@ -163,7 +165,7 @@ impl store::Host for PluginView<'_> {
     ) -> wasmtime::Result<Result<Resource<PluginBucket>, store::Error>> {
         let (runtime, caller) = bridge(self)?;
         let (slot, opened) = runtime
-            .call_typed(None, &caller, "open", async |live| {
+            .call_typed(None, &caller, "open", async |live, _| {
                 let (keyvalue, store) = typed(live)?;
                 keyvalue
                     .wasi_keyvalue_store()

@@ -256,10 +256,7 @@ impl PluginRuntime {
                 .new_store()
                 .await
                 .map_err(|e| self.error(format!("cannot make a store: {e}")))?;
-            store
-                .data_mut()
-                .deadline
-                .set(std::time::Instant::now() + self.handle.timeout());
+            self.arm(&mut store);
             let instance = self
                 .handle
                 .instance_pre()
@@ -312,6 +309,14 @@ impl PluginRuntime {
             .ok_or_else(|| self.error("no instance after instantiation"))
     }
 
+    /// Starts the plugin's per-call deadline in `store`.
+    fn arm(&self, store: &mut InstanceStore) {
+        store
+            .data_mut()
+            .deadline
+            .set(std::time::Instant::now() + self.handle.timeout());
+    }
+
     /// Calls `function` in `live` under the plugin's deadline.
     async fn invoke(
         &self,
@@ -338,10 +343,7 @@ impl PluginRuntime {
                 func
             }
         };
-        live.store
-            .data_mut()
-            .deadline
-            .set(std::time::Instant::now() + self.handle.timeout());
+        self.arm(&mut live.store);
         let mut out = vec![Val::Bool(false); function.results];
         func.call_async(&mut *live.store, params, &mut out).await?;
         Ok(out)
@@ -483,38 +485,67 @@ impl PluginRuntime {
         function: &FunctionExport,
         params: &[Val],
     ) -> Result<Vec<Val>, PluginCallError> {
-        let live = self.ensure_live(lease).await?;
-        live.store.data_mut().caller = caller.cloned();
-        let outcome = self.invoke(live, function, params).await;
-        live.store.data_mut().caller = None;
-        outcome.map_err(|e| self.fail(lease, &function.name, &e))
+        self.run(lease, caller, &function.name, async |live| {
+            self.invoke(live, function, params).await
+        })
+        .await
     }
 
-    /// Runs `call` for `caller` in an instance (the one in slot `pinned`,
-    /// or any), under the plugin's deadline, a failure counting as for any
-    /// call; the slot it ran in, and its answer.
-    pub(crate) async fn call_typed<R>(
+    /// What every call does in its leased slot: an instance made if
+    /// needed, the caller's identity set while `call` runs, a failure
+    /// turned into a restart.
+    async fn run<R>(
         &self,
-        pinned: Option<usize>,
-        caller: &Arc<str>,
+        lease: &mut Lease<'_>,
+        caller: Option<&Arc<str>>,
         function: &str,
         call: impl AsyncFnOnce(&mut Live) -> wasmtime::Result<R>,
-    ) -> Result<(usize, R), PluginCallError> {
-        let mut lease = self.lease(pinned).await?;
-        let live = self.ensure_live(&mut lease).await?;
-        live.store
-            .data_mut()
-            .deadline
-            .set(std::time::Instant::now() + self.handle.timeout());
-        live.store.data_mut().caller = Some(caller.clone());
+    ) -> Result<R, PluginCallError> {
+        let live = self.ensure_live(lease).await?;
+        live.store.data_mut().caller = caller.cloned();
         let outcome = call(live).await;
         if let Some(live) = lease.live.as_mut() {
             live.store.data_mut().caller = None;
         }
-        match outcome {
-            Ok(answer) => Ok((lease.index, answer)),
-            Err(e) => Err(self.fail(&mut lease, function, &e)),
-        }
+        outcome.map_err(|e| self.fail(lease, function, &e))
+    }
+
+    /// Runs `call` for `caller` under the plugin's deadline, in the
+    /// instance that owns the resource behind handle `rep` (looked up once
+    /// that instance is held, so that one from before a restart is refused,
+    /// not used in the new instance) or, without one, in any instance; the
+    /// slot it ran in, and its answer.
+    pub(crate) async fn call_typed<R>(
+        &self,
+        rep: Option<u32>,
+        caller: &Arc<str>,
+        function: &str,
+        call: impl AsyncFnOnce(&mut Live, Option<ResourceAny>) -> wasmtime::Result<R>,
+    ) -> Result<(usize, R), PluginCallError> {
+        let pinned = match rep {
+            Some(rep) => Some(self.resource(rep)?.0),
+            None => None,
+        };
+        let mut lease = self.lease(pinned).await?;
+        let resource = match rep {
+            Some(rep) => match self.resource(rep)? {
+                (slot, resource) if slot == lease.index => Some(resource),
+                _ => {
+                    return Err(PluginCallError::StaleResource {
+                        plugin: self.id.clone(),
+                        rep,
+                    });
+                }
+            },
+            None => None,
+        };
+        let answer = self
+            .run(&mut lease, Some(caller), function, async |live| {
+                self.arm(&mut live.store);
+                call(live, resource).await
+            })
+            .await?;
+        Ok((lease.index, answer))
     }
 
     /// Enters `resource`, made by the instance in `slot`, in the table; the
@@ -526,7 +557,7 @@ impl PluginRuntime {
     }
 
     /// The resource behind handle `rep` and the slot of its instance.
-    pub(crate) fn resource(&self, rep: u32) -> Result<(usize, ResourceAny), PluginCallError> {
+    fn resource(&self, rep: u32) -> Result<(usize, ResourceAny), PluginCallError> {
         self.shared()
             .resources
             .get(&rep)
@@ -551,10 +582,7 @@ impl PluginRuntime {
         let Some(live) = lease.live.as_mut() else {
             return Ok(());
         };
-        live.store
-            .data_mut()
-            .deadline
-            .set(std::time::Instant::now() + self.handle.timeout());
+        self.arm(&mut live.store);
         if let Err(e) = resource.resource_drop_async(&mut *live.store).await {
             return Err(self.fail(&mut lease, "resource drop", &e));
         }
