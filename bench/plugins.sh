@@ -5,13 +5,14 @@
 # of a 100-byte value), served once by wash's built-in in-memory key-value
 # plugin and once by components/kv-plugin loaded with --host-plugin.
 # Release builds; prints ns per call and the ratio (component / native).
+# Ports 18721 (native) and 18722 (component).
 #
-# Usage: bench/plugins.sh [calls per request=100000] [requests=5]
+# Usage: bench/plugins.sh [calls per request=100000] [pairs=15]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CALLS=${1:-100000}
-REQUESTS=${2:-5}
+REQUESTS=${2:-15}
 PORT=18721
 BENCH=components/target/wasm32-wasip2/release/kv_bench.wasm
 PLUGIN=components/target/wasm32-wasip2/release/kv_plugin.wasm
@@ -27,30 +28,55 @@ cargo build --release -p wash
 cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml \
     -p kv-bench -p kv-plugin
 
-# Prints the median ns per call of `op` over $REQUESTS requests.
-measure() { # op
-    for _ in $(seq 1 "$REQUESTS"); do
-        curl -fs "http://127.0.0.1:$PORT/$1/$CALLS"
-    done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+NATIVE_PORT=$PORT
+COMPONENT_PORT=$((PORT + 1))
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+start() { # port flags...
+    local port=$1; shift
+    ${PIN:-} target/release/wash dev --no-watch --address "127.0.0.1:$port" "$@" "$BENCH" >/dev/null 2>&1 &
+    PIDS+=($!)
+    wait_for_url "http://127.0.0.1:$port/exists/1"
 }
 
-run() { # name flags...
-    local name=$1; shift
-    target/release/wash dev --no-watch --address "127.0.0.1:$PORT" "$@" "$BENCH" >/dev/null 2>&1 &
-    local pid=$!
-    wait_for_url "http://127.0.0.1:$PORT/exists/1"
-    say "timing $name ($REQUESTS x $CALLS calls)"
-    echo "$(measure exists) $(measure get)"
-    kill "$pid"; wait "$pid" 2>/dev/null || true
-}
-
-read -r n_exists n_get <<<"$(run "native plugin")"
-read -r c_exists c_get <<<"$(run "component plugin" --host-plugin "id=kv,file=$PLUGIN")"
-
-printf '\n%-22s %10s %10s %8s\n' call "native ns" "component" ratio
-for row in "exists $n_exists $c_exists" "get-100-bytes $n_get $c_get"; do
-    read -r name native component <<<"$row"
-    printf '%-22s %10s %10s %8s\n' "$name" "$native" "$component" \
-        "$(awk -v a="$component" -v b="$native" 'BEGIN { printf "%.2fx", a / b }')"
+# Both hosts run at once and take turns, a request each: this shared VM's
+# speed drifts by tens of percent within a minute, and alternating puts
+# both sides of each pair under the same conditions.
+say "starting the native and the component plugin hosts"
+start "$NATIVE_PORT"
+start "$COMPONENT_PORT" --host-plugin "id=kv,file=$PLUGIN"
+for port in "$NATIVE_PORT" "$COMPONENT_PORT"; do  # warm-up
+    curl -fs "http://127.0.0.1:$port/exists/$CALLS" >/dev/null
+    curl -fs "http://127.0.0.1:$port/get/$CALLS" >/dev/null
 done
-echo "median of $REQUESTS requests x $CALLS calls, $(nproc) cores, $(date -u +%Y-%m-%d)"
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# kv-bench answers "<mean ns per call> <ns per call of its fastest batch of
+# 1,000>"; each is compared pair by pair.
+printf '\n%-14s | %-31s | %-31s\n' "" "mean of $CALLS calls" "fastest batch of 1,000 calls"
+printf '%-14s | %8s %9s %6s %6s | %8s %9s %6s %6s\n' call native component ratio range native component ratio range
+for op in exists get; do
+    say "timing $op ($REQUESTS pairs x $CALLS calls)"
+    nm=() cm=() rm=() nf=() cf=() rf=()
+    for _ in $(seq 1 "$REQUESTS"); do
+        read -r n_mean n_fast <<<"$(curl -fs "http://127.0.0.1:$NATIVE_PORT/$op/$CALLS")"
+        read -r c_mean c_fast <<<"$(curl -fs "http://127.0.0.1:$COMPONENT_PORT/$op/$CALLS")"
+        nm+=("$n_mean") cm+=("$c_mean") rm+=("$(ratio "$c_mean" "$n_mean")")
+        nf+=("$n_fast") cf+=("$c_fast") rf+=("$(ratio "$c_fast" "$n_fast")")
+    done
+    name=$op; [ "$op" = get ] && name=get-100-bytes
+    summary() { # natives components ratios (newline-separated)
+        local spread
+        spread=$(sort -n <<<"$3" | sed -n '1p;$p' | paste -sd- -)
+        printf '%8s %9s %5sx %s' "$(median <<<"$1")" "$(median <<<"$2")" "$(median <<<"$3")" "$spread"
+    }
+    lines() { printf '%s\n' "$@"; }
+    printf '%-14s | %s | %s\n' "$name" \
+        "$(summary "$(lines "${nm[@]}")" "$(lines "${cm[@]}")" "$(lines "${rm[@]}")")" \
+        "$(summary "$(lines "${nf[@]}")" "$(lines "${cf[@]}")" "$(lines "${rf[@]}")")"
+done
+echo "ns per call, medians of $REQUESTS alternating pairs; ratio = median of the pairs' ratios (component / native), range = their spread; $(nproc) cores, $(date -u +%Y-%m-%d)"

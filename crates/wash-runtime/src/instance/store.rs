@@ -305,8 +305,8 @@ impl InstanceTemplate {
         }
         // On every tick of guest execution: past the deadline, trap; else
         // yield so a busy guest never monopolizes an executor thread.
-        store.epoch_deadline_callback(|ctx| {
-            if ctx.data().deadline.passed(Instant::now()) {
+        store.epoch_deadline_callback(|mut ctx| {
+            if ctx.data_mut().deadline.tick(Instant::now()) {
                 Err(wasmtime::Error::new(DeadlineExceeded))
             } else {
                 Ok(UpdateDeadline::Yield(1))

@@ -99,11 +99,11 @@ pub(crate) fn link(
     Ok(())
 }
 
-/// The plugin serving this store's workload, and the caller to name.
-fn bridge(view: &PluginView<'_>) -> wasmtime::Result<(Arc<PluginRuntime>, Arc<str>)> {
+/// The plugin serving this store's workload, and the caller to name:
+/// borrowed, since a call holds no other part of the store's state.
+fn bridge<'v>(view: &'v PluginView<'_>) -> wasmtime::Result<&'v Bridge> {
     view.bindings
         .get::<Bridge>()
-        .map(|b| (b.runtime.clone(), b.caller.clone()))
         .ok_or_else(|| wasmtime::format_err!("wasi:keyvalue is not bound to a plugin here"))
 }
 
@@ -131,7 +131,7 @@ fn typed(
 /// Calls `call` with the plugin's bucket behind `bucket`, in the instance
 /// that owns it.
 async fn on_bucket<R>(
-    (runtime, caller): (Arc<PluginRuntime>, Arc<str>),
+    Bridge { runtime, caller }: &Bridge,
     bucket: &Resource<PluginBucket>,
     function: &str,
     call: impl AsyncFnOnce(
@@ -140,21 +140,20 @@ async fn on_bucket<R>(
         ResourceAny,
     ) -> wasmtime::Result<R>,
 ) -> wasmtime::Result<R> {
-    // Boxed: the call's future is large, and the host function's own
-    // future would otherwise carry (and copy) all of it.
-    let (_, answer) = Box::pin(runtime.call_typed(
-        Some(bucket.rep()),
-        &caller,
-        function,
-        async |live, resource| {
-            let (keyvalue, store) = typed(live)?;
-            let resource =
-                resource.ok_or_else(|| wasmtime::format_err!("no bucket behind the handle"))?;
-            call(keyvalue, store, resource).await
-        },
-    ))
-    .await
-    .map_err(wasmtime::Error::new)?;
+    let (_, answer) = runtime
+        .call_typed(
+            Some(bucket.rep()),
+            caller,
+            function,
+            async |live, resource| {
+                let (keyvalue, store) = typed(live)?;
+                let resource =
+                    resource.ok_or_else(|| wasmtime::format_err!("no bucket behind the handle"))?;
+                call(keyvalue, store, resource).await
+            },
+        )
+        .await
+        .map_err(wasmtime::Error::new)?;
     Ok(answer)
 }
 
@@ -163,9 +162,9 @@ impl store::Host for PluginView<'_> {
         &mut self,
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<PluginBucket>, store::Error>> {
-        let (runtime, caller) = bridge(self)?;
+        let Bridge { runtime, caller } = bridge(self)?;
         let (slot, opened) = runtime
-            .call_typed(None, &caller, "open", async |live, _| {
+            .call_typed(None, caller, "open", async |live, _| {
                 let (keyvalue, store) = typed(live)?;
                 keyvalue
                     .wasi_keyvalue_store()
@@ -265,8 +264,8 @@ impl store::HostBucket for PluginView<'_> {
     }
 
     async fn drop(&mut self, bucket: Resource<PluginBucket>) -> wasmtime::Result<()> {
-        let (runtime, _) = bridge(self)?;
-        runtime
+        bridge(self)?
+            .runtime
             .drop_resource(bucket.rep())
             .await
             .map_err(wasmtime::Error::new)

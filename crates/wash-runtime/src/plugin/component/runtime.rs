@@ -86,6 +86,10 @@ fn export_index(
     instance.get_export_index(&mut **store, Some(&parent), name)
 }
 
+/// Resources handed to workloads: handle -> (pool slot, the plugin's
+/// resource).
+type ResourceTable = HashMap<u32, (usize, ResourceAny), foldhash::fast::RandomState>;
+
 /// What all instances share; only held between awaits.
 #[derive(Default)]
 struct Shared {
@@ -96,14 +100,14 @@ struct Shared {
     /// Resources the plugin gave to workloads, by the handle they hold,
     /// with the pool slot of the instance that owns each. Handles are never
     /// reused, so one from before a restart cannot reach a new resource.
-    resources: HashMap<u32, (usize, ResourceAny)>,
+    resources: ResourceTable,
 }
 
 /// A pool slot, locked for one call: `live` is its instance, if any.
 struct Lease<'a> {
     index: usize,
     live: tokio::sync::MutexGuard<'a, Option<Live>>,
-    _permit: tokio::sync::SemaphorePermit<'a>,
+    _permit: Option<tokio::sync::SemaphorePermit<'a>>,
 }
 
 /// A component plugin, running.
@@ -113,9 +117,10 @@ pub(crate) struct PluginRuntime {
     exports: Arc<PluginExports>,
     /// The pool; slots are filled on demand, lowest first.
     slots: Box<[tokio::sync::Mutex<Option<Live>>]>,
-    /// One per slot: a call holds one while it is in a slot or waits for
-    /// a pinned one, so a call that scans for a free slot finds one.
-    permits: tokio::sync::Semaphore,
+    /// With more than one slot, one permit per slot: a call holds one while
+    /// it is in a slot or waits for a pinned one, so a call that scans for a
+    /// free slot finds one. A single slot needs only its lock.
+    permits: Option<tokio::sync::Semaphore>,
     shared: Mutex<Shared>,
     next_rep: AtomicU32,
     restarts: AtomicU32,
@@ -142,7 +147,7 @@ impl PluginRuntime {
             slots: (0..instances)
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),
-            permits: tokio::sync::Semaphore::new(instances),
+            permits: (instances > 1).then(|| tokio::sync::Semaphore::new(instances)),
             shared: Mutex::new(Shared::default()),
             next_rep: AtomicU32::new(1),
             restarts: AtomicU32::new(0),
@@ -203,11 +208,25 @@ impl PluginRuntime {
     /// A slot for one call: `pinned` when the call passes resources of
     /// that slot's instance, else a free one, preferring a live instance.
     async fn lease(&self, pinned: Option<usize>) -> Result<Lease<'_>, PluginCallError> {
-        let permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| self.error("is shutting down"))?;
+        let Some(permits) = &self.permits else {
+            let live = match self.slots[0].try_lock() {
+                Ok(live) => live,
+                Err(_) => self.slots[0].lock().await,
+            };
+            return Ok(Lease {
+                index: 0,
+                live,
+                _permit: None,
+            });
+        };
+        let permit = match permits.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => permits
+                .acquire()
+                .await
+                .map_err(|_| self.error("is shutting down"))?,
+        };
+        let permit = Some(permit);
         let lease = |index, live| Lease {
             index,
             live,
@@ -218,7 +237,11 @@ impl PluginRuntime {
                 .slots
                 .get(index)
                 .ok_or_else(|| self.error("a resource names no pool slot"))?;
-            return Ok(lease(index, slot.lock().await));
+            let live = match slot.try_lock() {
+                Ok(live) => live,
+                Err(_) => slot.lock().await,
+            };
+            return Ok(lease(index, live));
         }
         let mut empty = None;
         for (index, slot) in self.slots.iter().enumerate() {
@@ -311,10 +334,7 @@ impl PluginRuntime {
 
     /// Starts the plugin's per-call deadline in `store`.
     fn arm(&self, store: &mut InstanceStore) {
-        store
-            .data_mut()
-            .deadline
-            .set(std::time::Instant::now() + self.handle.timeout());
+        store.data_mut().deadline.set_after(self.handle.timeout());
     }
 
     /// Calls `function` in `live` under the plugin's deadline.
@@ -501,13 +521,35 @@ impl PluginRuntime {
         function: &str,
         call: impl AsyncFnOnce(&mut Live) -> wasmtime::Result<R>,
     ) -> Result<R, PluginCallError> {
-        let live = self.ensure_live(lease).await?;
-        live.store.data_mut().caller = caller.cloned();
-        let outcome = call(live).await;
-        if let Some(live) = lease.live.as_mut() {
-            live.store.data_mut().caller = None;
+        // A live instance is the common case: taken without the
+        // instantiating future.
+        // Instantiating is rare and its future large: boxed, for the same
+        // reason as the call below.
+        if lease.live.is_none() || self.failed() {
+            Box::pin(self.ensure_live(lease)).await?;
         }
-        outcome.map_err(|e| self.fail(lease, function, &e))
+        let Some(live) = lease.live.as_mut() else {
+            return Err(self.error("no instance after instantiation"));
+        };
+        // Every call names its caller, so the last one may stay in place
+        // between calls: swapped only when it changes.
+        let current = &mut live.store.data_mut().caller;
+        let same = match (&*current, caller) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            *current = caller.cloned();
+        }
+        // Boxed: wasmtime's call future is large (1.6 KB for a typed
+        // `wasi:keyvalue` call), and held inline it would make every future
+        // around it as large, each copied as the call is set up: the
+        // workload's host function, whose future wasmtime boxes too, carried
+        // 14 KB.
+        Box::pin(call(live))
+            .await
+            .map_err(|e| self.fail(lease, function, &e))
     }
 
     /// Runs `call` for `caller` under the plugin's deadline, in the
@@ -522,7 +564,10 @@ impl PluginRuntime {
         function: &str,
         call: impl AsyncFnOnce(&mut Live, Option<ResourceAny>) -> wasmtime::Result<R>,
     ) -> Result<(usize, R), PluginCallError> {
+        // One slot needs no lookup to know where the call goes; the handle
+        // is checked once the slot is held.
         let pinned = match rep {
+            Some(_) if self.slots.len() == 1 => Some(0),
             Some(rep) => Some(self.resource(rep)?.0),
             None => None,
         };
@@ -582,6 +627,8 @@ impl PluginRuntime {
         let Some(live) = lease.live.as_mut() else {
             return Ok(());
         };
+        // A destructor runs for no workload.
+        live.store.data_mut().caller = None;
         self.arm(&mut live.store);
         if let Err(e) = resource.resource_drop_async(&mut *live.store).await {
             return Err(self.fail(&mut lease, "resource drop", &e));
@@ -717,11 +764,11 @@ impl PluginVal {
     /// one leaves the table: the plugin has it back).
     fn into_plugin(
         self,
-        table: &mut HashMap<u32, (usize, ResourceAny)>,
+        table: &mut ResourceTable,
         slot: usize,
         plugin: &str,
     ) -> Result<Val, PluginCallError> {
-        let boxed = |v: Option<Box<PluginVal>>, table: &mut HashMap<u32, (usize, ResourceAny)>| {
+        let boxed = |v: Option<Box<PluginVal>>, table: &mut ResourceTable| {
             v.map(|v| v.into_plugin(table, slot, plugin).map(Box::new))
                 .transpose()
         };
@@ -772,7 +819,7 @@ impl PluginVal {
         val: Val,
         types: &[(ResourceType, u32)],
         slot: usize,
-        table: &mut HashMap<u32, (usize, ResourceAny)>,
+        table: &mut ResourceTable,
         next: &AtomicU32,
     ) -> PluginVal {
         let mut go = |v: Val| Self::from_plugin(v, types, slot, table, next);
