@@ -86,6 +86,16 @@ fn export_index(
     instance.get_export_index(&mut **store, Some(&parent), name)
 }
 
+/// Locks `slot`: a free one at once, without setting up a wait.
+async fn lock(
+    slot: &tokio::sync::Mutex<Option<Live>>,
+) -> tokio::sync::MutexGuard<'_, Option<Live>> {
+    match slot.try_lock() {
+        Ok(live) => live,
+        Err(_) => slot.lock().await,
+    }
+}
+
 /// Resources handed to workloads: handle -> (pool slot, the plugin's
 /// resource).
 type ResourceTable = HashMap<u32, (usize, ResourceAny), foldhash::fast::RandomState>;
@@ -209,13 +219,9 @@ impl PluginRuntime {
     /// that slot's instance, else a free one, preferring a live instance.
     async fn lease(&self, pinned: Option<usize>) -> Result<Lease<'_>, PluginCallError> {
         let Some(permits) = &self.permits else {
-            let live = match self.slots[0].try_lock() {
-                Ok(live) => live,
-                Err(_) => self.slots[0].lock().await,
-            };
             return Ok(Lease {
                 index: 0,
-                live,
+                live: lock(&self.slots[0]).await,
                 _permit: None,
             });
         };
@@ -237,11 +243,7 @@ impl PluginRuntime {
                 .slots
                 .get(index)
                 .ok_or_else(|| self.error("a resource names no pool slot"))?;
-            let live = match slot.try_lock() {
-                Ok(live) => live,
-                Err(_) => slot.lock().await,
-            };
-            return Ok(lease(index, live));
+            return Ok(lease(index, lock(slot).await));
         }
         let mut empty = None;
         for (index, slot) in self.slots.iter().enumerate() {
@@ -521,8 +523,6 @@ impl PluginRuntime {
         function: &str,
         call: impl AsyncFnOnce(&mut Live) -> wasmtime::Result<R>,
     ) -> Result<R, PluginCallError> {
-        // A live instance is the common case: taken without the
-        // instantiating future.
         // Instantiating is rare and its future large: boxed, for the same
         // reason as the call below.
         if lease.live.is_none() || self.failed() {
