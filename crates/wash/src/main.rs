@@ -1,5 +1,6 @@
 //! The `wash` command-line tool.
 
+mod allocator;
 mod build;
 mod cli;
 mod commands;
@@ -20,7 +21,7 @@ use cli::{Cli, Command};
 // glibc's per-arena locks then make threads sleep on each other (futex waits
 // on most requests). mimalloc frees across threads without that lock.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 fn main() -> ExitCode {
     // Before anything can open a TLS connection: aws-lc-rs, never ring.

@@ -75,6 +75,23 @@ pub(crate) struct Live {
     pub(crate) keyvalue: Option<super::keyvalue::Provider>,
 }
 
+impl Live {
+    /// Names the workload calling. Every call names its caller, so the
+    /// last one may stay in place between calls: swapped only when it
+    /// changes.
+    fn set_caller(&mut self, caller: Option<&Arc<str>>) {
+        let current = &mut self.store.data_mut().caller;
+        let same = match (&*current, caller) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            *current = caller.cloned();
+        }
+    }
+}
+
 /// `interface`'s export `name` in `instance`.
 fn export_index(
     instance: &Instance,
@@ -86,13 +103,19 @@ fn export_index(
     instance.get_export_index(&mut **store, Some(&parent), name)
 }
 
+/// A pool slot's lock. futures' mutex, not tokio's: it is released with
+/// one atomic operation, where tokio's takes its waiter list's lock every
+/// time, and a slot changes hands on every call.
+type Slot = futures::lock::Mutex<Option<Live>>;
+
+/// A pool slot, held.
+type SlotGuard<'a> = futures::lock::MutexGuard<'a, Option<Live>>;
+
 /// Locks `slot`: a free one at once, without setting up a wait.
-async fn lock(
-    slot: &tokio::sync::Mutex<Option<Live>>,
-) -> tokio::sync::MutexGuard<'_, Option<Live>> {
+async fn lock(slot: &Slot) -> SlotGuard<'_> {
     match slot.try_lock() {
-        Ok(live) => live,
-        Err(_) => slot.lock().await,
+        Some(live) => live,
+        None => slot.lock().await,
     }
 }
 
@@ -116,7 +139,7 @@ struct Shared {
 /// A pool slot, locked for one call: `live` is its instance, if any.
 struct Lease<'a> {
     index: usize,
-    live: tokio::sync::MutexGuard<'a, Option<Live>>,
+    live: SlotGuard<'a>,
     _permit: Option<tokio::sync::SemaphorePermit<'a>>,
 }
 
@@ -126,7 +149,7 @@ pub(crate) struct PluginRuntime {
     handle: ComponentHandle,
     exports: Arc<PluginExports>,
     /// The pool; slots are filled on demand, lowest first.
-    slots: Box<[tokio::sync::Mutex<Option<Live>>]>,
+    slots: Box<[Slot]>,
     /// With more than one slot, one permit per slot: a call holds one while
     /// it is in a slot or waits for a pinned one, so a call that scans for a
     /// free slot finds one. A single slot needs only its lock.
@@ -154,9 +177,7 @@ impl PluginRuntime {
             id,
             handle,
             exports,
-            slots: (0..instances)
-                .map(|_| tokio::sync::Mutex::new(None))
-                .collect(),
+            slots: (0..instances).map(|_| Slot::new(None)).collect(),
             permits: (instances > 1).then(|| tokio::sync::Semaphore::new(instances)),
             shared: Mutex::new(Shared::default()),
             next_rep: AtomicU32::new(1),
@@ -198,7 +219,7 @@ impl PluginRuntime {
     pub(crate) fn live_instances(&self) -> usize {
         self.slots
             .iter()
-            .filter(|slot| slot.try_lock().map_or(true, |live| live.is_some()))
+            .filter(|slot| slot.try_lock().is_none_or(|live| live.is_some()))
             .count()
     }
 
@@ -247,7 +268,7 @@ impl PluginRuntime {
         }
         let mut empty = None;
         for (index, slot) in self.slots.iter().enumerate() {
-            if let Ok(live) = slot.try_lock() {
+            if let Some(live) = slot.try_lock() {
                 if live.is_some() {
                     return Ok(lease(index, live));
                 }
@@ -531,17 +552,7 @@ impl PluginRuntime {
         let Some(live) = lease.live.as_mut() else {
             return Err(self.error("no instance after instantiation"));
         };
-        // Every call names its caller, so the last one may stay in place
-        // between calls: swapped only when it changes.
-        let current = &mut live.store.data_mut().caller;
-        let same = match (&*current, caller) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if !same {
-            *current = caller.cloned();
-        }
+        live.set_caller(caller);
         // Boxed: wasmtime's call future is large (1.6 KB for a typed
         // `wasi:keyvalue` call), and held inline it would make every future
         // around it as large, each copied as the call is set up: the
@@ -564,6 +575,58 @@ impl PluginRuntime {
         function: &str,
         call: impl AsyncFnOnce(&mut Live, Option<ResourceAny>) -> wasmtime::Result<R>,
     ) -> Result<(usize, R), PluginCallError> {
+        // The common case, a one-instance plugin that is live and free,
+        // awaits only the call itself; the rest (waiting for a slot, making
+        // an instance) is boxed, so that wasmtime's box of the workload's
+        // import future holds little more than the plugin call's future.
+        let mut live = match self.free_live_slot() {
+            Some(live) => live,
+            None => return Box::pin(self.call_typed_leased(rep, caller, function, call)).await,
+        };
+        let resource = match rep {
+            Some(rep) => Some(self.resource_in(rep, 0)?),
+            None => None,
+        };
+        let Some(instance) = live.as_mut() else {
+            return Err(self.error("no instance in a live slot"));
+        };
+        instance.set_caller(Some(caller));
+        self.arm(&mut instance.store);
+        // Inline: this future is wasmtime's call future and little else,
+        // and wasmtime boxes it once.
+        let answer = call(instance, resource).await;
+        match answer {
+            Ok(answer) => Ok((0, answer)),
+            Err(e) => {
+                let mut lease = Lease {
+                    index: 0,
+                    live,
+                    _permit: None,
+                };
+                Err(self.fail(&mut lease, function, &e))
+            }
+        }
+    }
+
+    /// The only slot of a one-instance plugin, if it is free at once and
+    /// holds a live instance.
+    fn free_live_slot(&self) -> Option<SlotGuard<'_>> {
+        if self.permits.is_some() || self.failed() {
+            return None;
+        }
+        let live = self.slots.first()?.try_lock()?;
+        live.is_some().then_some(live)
+    }
+
+    /// [`Self::call_typed`] through a lease: any pool size, waiting for a
+    /// slot, making an instance.
+    async fn call_typed_leased<R>(
+        &self,
+        rep: Option<u32>,
+        caller: &Arc<str>,
+        function: &str,
+        call: impl AsyncFnOnce(&mut Live, Option<ResourceAny>) -> wasmtime::Result<R>,
+    ) -> Result<(usize, R), PluginCallError> {
         // One slot needs no lookup to know where the call goes; the handle
         // is checked once the slot is held.
         let pinned = match rep {
@@ -573,15 +636,7 @@ impl PluginRuntime {
         };
         let mut lease = self.lease(pinned).await?;
         let resource = match rep {
-            Some(rep) => match self.resource(rep)? {
-                (slot, resource) if slot == lease.index => Some(resource),
-                _ => {
-                    return Err(PluginCallError::StaleResource {
-                        plugin: self.id.clone(),
-                        rep,
-                    });
-                }
-            },
+            Some(rep) => Some(self.resource_in(rep, lease.index)?),
             None => None,
         };
         let answer = self
@@ -611,6 +666,18 @@ impl PluginRuntime {
                 plugin: self.id.clone(),
                 rep,
             })
+    }
+
+    /// The resource behind handle `rep`, which must belong to the instance
+    /// in `slot` (the one the caller holds).
+    fn resource_in(&self, rep: u32, slot: usize) -> Result<ResourceAny, PluginCallError> {
+        match self.resource(rep)? {
+            (owner, resource) if owner == slot => Ok(resource),
+            _ => Err(PluginCallError::StaleResource {
+                plugin: self.id.clone(),
+                rep,
+            }),
+        }
     }
 
     /// A workload dropped its handle `rep`: drop the plugin's resource.
