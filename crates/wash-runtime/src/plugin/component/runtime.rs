@@ -549,18 +549,28 @@ impl PluginRuntime {
         if lease.live.is_none() || self.failed() {
             Box::pin(self.ensure_live(lease)).await?;
         }
-        let Some(live) = lease.live.as_mut() else {
-            return Err(self.error("no instance after instantiation"));
-        };
-        live.set_caller(caller);
         // Boxed: wasmtime's call future is large (1.6 KB for a typed
         // `wasi:keyvalue` call), and held inline it would make every future
         // around it as large, each copied as the call is set up: the
         // workload's host function, whose future wasmtime boxes too, carried
         // 14 KB.
-        Box::pin(call(live))
-            .await
-            .map_err(|e| self.fail(lease, function, &e))
+        Box::pin(self.call_in(lease, caller, function, call)).await
+    }
+
+    /// Calls `call` in the leased slot's instance with `caller` named, a
+    /// failure turned into a restart.
+    async fn call_in<R>(
+        &self,
+        lease: &mut Lease<'_>,
+        caller: Option<&Arc<str>>,
+        function: &str,
+        call: impl AsyncFnOnce(&mut Live) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginCallError> {
+        let Some(live) = lease.live.as_mut() else {
+            return Err(self.error("no instance in the leased slot"));
+        };
+        live.set_caller(caller);
+        call(live).await.map_err(|e| self.fail(lease, function, &e))
     }
 
     /// Runs `call` for `caller` under the plugin's deadline, in the
@@ -579,33 +589,27 @@ impl PluginRuntime {
         // awaits only the call itself; the rest (waiting for a slot, making
         // an instance) is boxed, so that wasmtime's box of the workload's
         // import future holds little more than the plugin call's future.
-        let mut live = match self.free_live_slot() {
-            Some(live) => live,
-            None => return Box::pin(self.call_typed_leased(rep, caller, function, call)).await,
+        let Some(live) = self.free_live_slot() else {
+            return Box::pin(self.call_typed_leased(rep, caller, function, call)).await;
+        };
+        let mut lease = Lease {
+            index: 0,
+            live,
+            _permit: None,
         };
         let resource = match rep {
             Some(rep) => Some(self.resource_in(rep, 0)?),
             None => None,
         };
-        let Some(instance) = live.as_mut() else {
-            return Err(self.error("no instance in a live slot"));
-        };
-        instance.set_caller(Some(caller));
-        self.arm(&mut instance.store);
         // Inline: this future is wasmtime's call future and little else,
         // and wasmtime boxes it once.
-        let answer = call(instance, resource).await;
-        match answer {
-            Ok(answer) => Ok((0, answer)),
-            Err(e) => {
-                let mut lease = Lease {
-                    index: 0,
-                    live,
-                    _permit: None,
-                };
-                Err(self.fail(&mut lease, function, &e))
-            }
-        }
+        let answer = self
+            .call_in(&mut lease, Some(caller), function, async |live| {
+                self.arm(&mut live.store);
+                call(live, resource).await
+            })
+            .await?;
+        Ok((0, answer))
     }
 
     /// The only slot of a one-instance plugin, if it is free at once and
