@@ -4,8 +4,14 @@
 # wasi:keyvalue calls inside one request (`exists`, near a no-op, and `get`
 # of a 100-byte value), served once by wash's built-in in-memory key-value
 # plugin and once by components/kv-plugin loaded with --host-plugin.
+# Then a true no-op (`example:noop/api.noop`, no parameters, no results),
+# which wash has no built-in plugin for: the plugin_calls bench of
+# wash-runtime serves it from a native plugin of its own (a host function
+# linked sync, and one linked async) and from components/noop-plugin, and
+# also times wasmtime alone calling the plugin's export (the floor).
 # Release builds; prints ns per call and the ratio (component / native).
-# Ports 18721 (native) and 18722 (component).
+# Ports 18721 (native) and 18722 (component); the no-op bench takes free
+# ones.
 #
 # Usage: bench/plugins.sh [calls per request=100000] [pairs=150]
 # (150 pairs take about three minutes here; two runs of 150 pairs can
@@ -28,7 +34,8 @@ say "building wash and the components (release)"
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 cargo build --release -p wash
 cargo build --release --target wasm32-wasip2 --manifest-path components/Cargo.toml \
-    -p kv-bench -p kv-plugin
+    -p kv-bench -p kv-plugin -p noop-bench -p noop-plugin
+cargo bench --no-run -p wash-runtime --bench plugin_calls
 
 NATIVE_PORT=$PORT
 COMPONENT_PORT=$((PORT + 1))
@@ -82,3 +89,6 @@ for op in exists get; do
         "$(summary "$(lines "${nf[@]}")" "$(lines "${cf[@]}")" "$(lines "${rf[@]}")")"
 done
 echo "ns per call, medians of $REQUESTS alternating pairs; ratio = median of the pairs' ratios (component / native), range = their spread; $(nproc) cores, $(date -u +%Y-%m-%d)"
+
+cleanup  # the two wash hosts are done; the no-op bench runs its own
+cargo bench -p wash-runtime --bench plugin_calls -- "$CALLS" "$REQUESTS"

@@ -1,16 +1,12 @@
 //! Times calls into whatever provides `wasi:keyvalue` (a native plugin or
 //! a component plugin): `GET /<op>/<n>` makes `n` calls of `op` (`exists`,
 //! near a no-op; `get`, of a 100-byte value) and answers the mean
-//! nanoseconds per call and that of the fastest batch of 1,000 calls.
+//! nanoseconds per call and that of the fastest batch of 1,000 calls
+//! ([`bench_timing::time`]).
 //! `GET /verify` checks that what the provider returns is right (values,
 //! deletes, key listing) and answers `verified`.
 
 wit_bindgen::generate!({ path: "wit", world: "bench", generate_all });
-
-use std::time::Instant;
-
-/// Calls timed together.
-const BATCH: u32 = 1000;
 
 use wasi::keyvalue::store;
 use wstd::http::{Body, Request, Response, StatusCode};
@@ -51,32 +47,15 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
         if op == "verify" {
             return verify(&bucket);
         }
-        // Timed in batches: the mean over all calls, and the fastest
-        // batch, which a burst of load elsewhere on the machine is least
-        // likely to have hit.
-        let call = || -> Result<(), String> {
+        let (mean, fastest) = bench_timing::time(n, || -> Result<(), String> {
             match op {
                 "exists" => bucket.exists("value").map(drop),
                 "get" => bucket.get("value").map(drop),
                 other => return Err(format!("unknown op `{other}` (exists, get)")),
             }
             .map_err(|e| format!("{e:?}"))
-        };
-        let mut total = 0u128;
-        let mut fastest = u128::MAX;
-        let mut left = n;
-        while left > 0 {
-            let batch = left.min(BATCH);
-            let started = Instant::now();
-            for _ in 0..batch {
-                call()?;
-            }
-            let elapsed = started.elapsed().as_nanos();
-            total += elapsed;
-            fastest = fastest.min(elapsed / u128::from(batch));
-            left -= batch;
-        }
-        Ok(format!("{} {fastest}\n", total / u128::from(n)))
+        })?;
+        Ok(format!("{mean} {fastest}\n"))
     })();
     match answer {
         Ok(ns) => Ok(Response::new(ns.into())),

@@ -404,6 +404,35 @@ async fn an_unchanged_kv_workload_runs_on_a_kv_plugin_and_workloads_stay_apart()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_without_parameters_or_results_is_served_call_after_call() {
+    // The bench's no-op (`example:noop/api.noop`): nothing to lift or
+    // lower, answered from the one live instance, thousands of times in
+    // one request.
+    let host = host_with(vec![spec("noop", "noop_plugin")])
+        .await
+        .expect("host starts");
+    start(&host, "bench", "noop_bench").await;
+    let addr = host.http_addr().unwrap();
+    let (status, body) = get(&client(), addr, "bench.test", "/noop/5000").await;
+    assert_eq!(status, 200, "{body}");
+    let ns: Vec<u64> = body
+        .split_whitespace()
+        .map(|n| n.parse().expect("ns per call"))
+        .collect();
+    // Mean per call, then the fastest batch's, which cannot be slower.
+    assert!(
+        matches!(ns[..], [mean, fastest] if fastest <= mean),
+        "{body}"
+    );
+    let status = host.component_plugin_status("noop").unwrap();
+    assert_eq!((status.live_instances, status.restarts), (1, 0));
+    assert!(
+        status.typed.is_empty(),
+        "a custom interface goes the dynamic way"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_interface_naming_a_plugin_picks_it() {
     // The built-in key-value plugin and the component plugin both provide
     // wasi:keyvalue. Unnamed, the component plugin serves (it was added on

@@ -8,7 +8,7 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, ResourceDynamic, ResourceType, Val};
 
 use super::InterfaceExports;
-use super::runtime::{PluginRuntime, PluginVal};
+use super::runtime::{FunctionExport, PluginRuntime, PluginVal};
 use crate::instance::StoreState;
 
 /// Defines `import` in `linker` as the plugin's `interface`, calls made on
@@ -34,29 +34,34 @@ pub(crate) fn link_interface(
         })?;
     }
     for function in &interface.functions {
-        let (runtime, function, caller) = (runtime.clone(), function.clone(), caller.clone());
+        // One shared target per function: a call clones one `Arc`, not three.
+        let target = Arc::new(Target {
+            runtime: runtime.clone(),
+            function: function.clone(),
+            caller: caller.clone(),
+        });
         instance.func_new_async(
             &function.name.clone(),
             move |mut store, _, params, results| {
-                let (runtime, function, caller) =
-                    (runtime.clone(), function.clone(), caller.clone());
+                let target = target.clone();
                 Box::new(async move {
+                    let Target {
+                        runtime,
+                        function,
+                        caller,
+                    } = &*target;
                     if function.plain {
-                        let out = runtime
-                            .call_plain(Some(&caller), &function, params)
+                        return runtime
+                            .call_plain(caller, function, params, results)
                             .await
-                            .map_err(wasmtime::Error::new)?;
-                        for (slot, value) in results.iter_mut().zip(out) {
-                            *slot = value;
-                        }
-                        return Ok(());
+                            .map_err(wasmtime::Error::new);
                     }
                     let params = params
                         .iter()
                         .map(|v| to_plugin(v.clone(), &mut store))
                         .collect::<wasmtime::Result<Vec<_>>>()?;
                     let out = runtime
-                        .call(Some(&caller), &function, params)
+                        .call(Some(caller), function, params)
                         .await
                         .map_err(wasmtime::Error::new)?;
                     for (slot, value) in results.iter_mut().zip(out) {
@@ -68,6 +73,13 @@ pub(crate) fn link_interface(
         )?;
     }
     Ok(())
+}
+
+/// What a linked function calls: the plugin, its export, for whom.
+struct Target {
+    runtime: Arc<PluginRuntime>,
+    function: FunctionExport,
+    caller: Arc<str>,
 }
 
 /// A workload's value on its way to the plugin: its resources are ours

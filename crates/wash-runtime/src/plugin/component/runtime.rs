@@ -367,6 +367,19 @@ impl PluginRuntime {
         function: &FunctionExport,
         params: &[Val],
     ) -> Result<Vec<Val>, wasmtime::Error> {
+        let mut out = vec![Val::Bool(false); function.results];
+        self.invoke_into(live, function, params, &mut out).await?;
+        Ok(out)
+    }
+
+    /// [`Self::invoke`], the results written to `results`.
+    async fn invoke_into(
+        &self,
+        live: &mut Live,
+        function: &FunctionExport,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> Result<(), wasmtime::Error> {
         let func = match live.funcs.get(function.slot).copied().flatten() {
             Some(func) => func,
             None => {
@@ -387,9 +400,7 @@ impl PluginRuntime {
             }
         };
         self.arm(&mut live.store);
-        let mut out = vec![Val::Bool(false); function.results];
-        func.call_async(&mut *live.store, params, &mut out).await?;
-        Ok(out)
+        func.call_async(&mut *live.store, params, results).await
     }
 
     /// A failure in the leased slot's instance: it (and every resource it
@@ -511,12 +522,32 @@ impl PluginRuntime {
     /// cross as they are, to any instance.
     pub(crate) async fn call_plain(
         &self,
-        caller: Option<&Arc<str>>,
+        caller: &Arc<str>,
         function: &FunctionExport,
         params: &[Val],
-    ) -> Result<Vec<Val>, PluginCallError> {
-        let mut lease = self.lease(None).await?;
-        self.call_leased(&mut lease, caller, function, params).await
+        results: &mut [Val],
+    ) -> Result<(), PluginCallError> {
+        // As for typed calls: a live, free one-instance plugin is called
+        // inline, anything else through a boxed lease.
+        let Some(live) = self.free_live_slot() else {
+            return Box::pin(async {
+                let mut lease = self.lease(None).await?;
+                self.run(&mut lease, Some(caller), &function.name, async |live| {
+                    self.invoke_into(live, function, params, results).await
+                })
+                .await
+            })
+            .await;
+        };
+        let mut lease = Lease {
+            index: 0,
+            live,
+            _permit: None,
+        };
+        self.call_in(&mut lease, Some(caller), &function.name, async |live| {
+            self.invoke_into(live, function, params, results).await
+        })
+        .await
     }
 
     /// One call in a leased slot: an instance made if needed, the caller's
